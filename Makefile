@@ -1,0 +1,45 @@
+# The README's two commands are `make demo` and `make test`; both build venv/ first.
+PYTHON ?= python3
+VENV   := venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+STACK  ?= dev
+
+.PHONY: help venv test test-unit test-e2e demo serve bench clean
+
+help:
+	@echo "make test    - unit tests (Pulumi mocks, handlers on moto) and local-cloud end-to-end tests"
+	@echo "make demo    - local cloud + simulated fleet, prints a report (exit 0 only if nothing was lost)"
+	@echo "make serve   - run the local cloud in the foreground until Ctrl-C (STACK=dev|prod)"
+	@echo "make bench   - throughput and start-up benchmark of the local pipeline"
+	@echo "make clean   - remove venv/, .localcloud/ and caches"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-lambda.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q tests -m "not e2e"
+
+test-e2e: $(STAMP)
+	$(PY) -m pytest -q tests -m e2e
+
+demo: $(STAMP)
+	$(PY) -m localcloud demo --stack $(STACK)
+
+serve: $(STAMP)
+	$(PY) -m localcloud serve --stack $(STACK)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.pipeline
+
+clean:
+	rm -rf $(VENV) .localcloud .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
