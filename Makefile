@@ -32,7 +32,7 @@ test-e2e: $(STAMP)
 	$(PY) -m pytest -q tests -m e2e
 
 demo: $(STAMP)
-	$(PY) -m localcloud demo --stack $(STACK)
+	$(PY) -m fleet demo --stack $(STACK)
 
 serve: $(STAMP)
 	$(PY) -m localcloud serve --stack $(STACK)
