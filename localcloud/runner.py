@@ -1,0 +1,438 @@
+"""Runs the declared Lambda functions locally, one warm process pool per function.
+
+Each function gets its own worker processes (``_worker.py``), started with the
+function's declared environment plus what the Lambda runtime would set, and
+with ``AWS_ENDPOINT_URL`` pointing at the emulator, so unchanged handler code
+reaches the emulator through boto3. Separate processes are the only way to keep
+functions that share module names (``telemetry``) and read their environment
+at import time from seeing each other's state. Workers stay warm across
+invocations, like reused Lambda execution environments.
+
+Concurrency follows Lambda: a function with reserved concurrency N never runs
+more than N invocations at once and rejects the excess as throttled
+(``Throttles`` metric). An unreserved function draws from the account's pool on
+AWS (1,000 by default), which a 2-core machine cannot host, so locally it gets
+``default_concurrency`` workers and callers over that wait for a free one
+(bounded by the function's timeout) instead of being throttled.
+
+Handler output (stdout/stderr: Powertools JSON logs, START/END/REPORT lines) is
+appended to ``<log_dir>/lambda/<function>.log``; lines carrying Embedded
+Metric Format (``_aws`` key) are published as metrics, as CloudWatch Logs does.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from .model import FunctionSpec
+
+WORKER_SCRIPT = Path(__file__).with_name("_worker.py")
+FAKE_ACCOUNT = "123456789012"
+
+
+class MetricSink(Protocol):
+    def put(self, namespace: str, name: str, dimensions: dict[str, str], value: float,
+            unit: str = "None") -> None: ...
+
+
+class NullSink:
+    """Used when no monitor is attached (unit tests of other parts)."""
+
+    def put(self, namespace: str, name: str, dimensions: dict[str, str], value: float,
+            unit: str = "None") -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """Outcome of one invocation. ``error_type`` is None on success."""
+
+    request_id: str
+    payload: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    duration_ms: float = 0.0
+    throttled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error_type is None
+
+
+class FunctionNotFound(KeyError):
+    pass
+
+
+class _Worker:
+    """One warm execution environment (a child process) and its pipes."""
+
+    def __init__(self, spec: FunctionSpec, env: dict[str, str], log: "_LogPump") -> None:
+        read_fd, write_fd = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-u", str(WORKER_SCRIPT), str(write_fd)],
+                cwd=str(spec.code_dir), env=env, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
+                close_fds=True,
+            )
+        finally:
+            os.close(write_fd)
+        self._responses: IO[bytes] = os.fdopen(read_fd, "rb")
+        self._buffer = b""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._stdin = self.proc.stdin
+        log.attach(self.proc.stdout)
+        self._ready = False
+        self.init_error: dict[str, Any] | None = None
+
+    def wait_ready_once(self, timeout: float) -> bool:
+        """The worker says hello once its handler module is imported (the init phase)."""
+        if self._ready:
+            return True
+        line = self._read_line(timeout)
+        if line is None:
+            return False
+        hello = json.loads(line)
+        self.init_error = hello.get("initError")
+        self._ready = True
+        return True
+
+    def _read_line(self, timeout: float) -> bytes | None:
+        """Read one response line, or None if the deadline passes or the worker dies."""
+        deadline = time.monotonic() + timeout
+        fd = self._responses.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                return None
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def invoke(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """Send one request; None means the worker timed out or died (it must be retired)."""
+        try:
+            self._stdin.write(json.dumps(request).encode() + b"\n")
+            self._stdin.flush()
+        except (BrokenPipeError, OSError):
+            return None
+        line = self._read_line(timeout)
+        return None if line is None else json.loads(line)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        try:
+            self._stdin.close()
+        except OSError:
+            pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - kill is not ignorable
+            pass
+        self._responses.close()
+
+    def retire(self) -> None:
+        """Graceful end: closing stdin ends the worker's request loop."""
+        try:
+            self._stdin.close()
+            self.proc.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+
+class _LogPump:
+    """Copies every worker's output into the function's log file and lifts EMF metrics."""
+
+    def __init__(self, path: Path, sink: MetricSink) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "ab", buffering=0)
+        self._lock = threading.Lock()
+        self._sink = sink
+        self._threads: list[threading.Thread] = []
+
+    def attach(self, stream: IO[bytes]) -> None:
+        thread = threading.Thread(target=self._pump, args=(stream,), daemon=True, name="lambda-log")
+        thread.start()
+        self._threads.append(thread)
+
+    def _pump(self, stream: IO[bytes]) -> None:
+        for line in iter(stream.readline, b""):
+            with self._lock:
+                if not self._file.closed:
+                    self._file.write(line)
+            if b'"_aws"' in line:
+                self._publish_emf(line)
+        stream.close()
+
+    def _publish_emf(self, line: bytes) -> None:
+        """Embedded Metric Format -> metrics, as CloudWatch Logs extracts them on AWS.
+
+        https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+        """
+        try:
+            doc = json.loads(line)
+            directives = doc["_aws"]["CloudWatchMetrics"]
+        except (ValueError, KeyError, TypeError):
+            return
+        for directive in directives:
+            namespace = directive.get("Namespace", "")
+            for dim_set in directive.get("Dimensions", []) or [[]]:
+                dims = {name: str(doc.get(name, "")) for name in dim_set}
+                for metric in directive.get("Metrics", []):
+                    name = metric.get("Name")
+                    values = doc.get(name)
+                    if name is None or values is None:
+                        continue
+                    for value in values if isinstance(values, list) else [values]:
+                        if isinstance(value, (int, float)):
+                            self._sink.put(namespace, name, dims, float(value), metric.get("Unit", "None"))
+
+    def close(self) -> None:
+        for thread in self._threads:
+            thread.join(timeout=2)
+        with self._lock:
+            self._file.close()
+
+
+class _FunctionPool:
+    """Warm workers of one function plus its concurrency accounting."""
+
+    def __init__(self, spec: FunctionSpec, env: dict[str, str], cap: int, reserved: bool,
+                 log: _LogPump) -> None:
+        self.spec = spec
+        self.env = env
+        self.cap = cap
+        self.reserved = reserved
+        self.log = log
+        self.idle: list[_Worker] = []
+        self.busy = 0
+        self.cond = threading.Condition()
+        self.closed = False
+        self.all: set[_Worker] = set()
+
+    def acquire_slot(self, wait_s: float) -> bool:
+        with self.cond:
+            if self.reserved:
+                if self.busy >= self.cap:
+                    return False
+            else:
+                deadline = time.monotonic() + wait_s
+                while self.busy >= self.cap:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self.closed:
+                        return False
+                    self.cond.wait(remaining)
+            self.busy += 1
+            return True
+
+    def release_slot(self, worker: _Worker | None) -> None:
+        with self.cond:
+            self.busy -= 1
+            if worker is not None:
+                if self.closed or not worker.alive():
+                    self.all.discard(worker)
+                    threading.Thread(target=worker.kill, daemon=True).start()
+                else:
+                    self.idle.append(worker)
+            self.cond.notify()
+
+    def take_worker(self) -> _Worker:
+        with self.cond:
+            while self.idle:
+                worker = self.idle.pop()
+                if worker.alive():
+                    return worker
+                self.all.discard(worker)
+        return self.spawn()
+
+    def spawn(self) -> _Worker:
+        worker = _Worker(self.spec, self.env, self.log)
+        with self.cond:
+            self.all.add(worker)
+        return worker
+
+    def discard(self, worker: _Worker) -> None:
+        with self.cond:
+            self.all.discard(worker)
+        worker.kill()
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            workers = list(self.all)
+            self.all.clear()
+            self.idle.clear()
+            self.cond.notify_all()
+        for worker in workers:
+            worker.retire()
+
+
+class LambdaRunner:
+    """Invokes functions of a ProvisionedStack by physical name."""
+
+    def __init__(self, functions: dict[str, FunctionSpec], endpoint_url: str, region: str,
+                 sink: MetricSink | None = None, log_dir: Path | None = None,
+                 default_concurrency: int = 4, prewarm: bool = True) -> None:
+        self._sink = sink or NullSink()
+        self._region = region
+        self._endpoint = endpoint_url
+        self._log_dir = log_dir or default_log_dir()
+        self._default_concurrency = default_concurrency
+        self._prewarm = prewarm
+        self._specs = dict(functions)
+        self._pools: dict[str, _FunctionPool] = {}
+        self._logs: list[_LogPump] = []
+        self._started = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            for name, spec in self._specs.items():
+                reserved = spec.reserved_concurrency is not None and spec.reserved_concurrency >= 0
+                cap = spec.reserved_concurrency if reserved else self._default_concurrency
+                log = _LogPump(self._log_dir / "lambda" / f"{name}.log", self._sink)
+                self._logs.append(log)
+                self._pools[name] = _FunctionPool(spec, self.environment_for(spec), int(cap or 0),
+                                                  reserved, log)
+            self._started = True
+        if self._prewarm:
+            # Start one environment per function in parallel; init cost is paid now, not by
+            # the first request (provisioned-concurrency-like, documented in the module doc).
+            warm = [(pool, pool.spawn()) for pool in self._pools.values() if pool.cap > 0]
+            for pool, worker in warm:
+                if worker.wait_ready_once(30):
+                    with pool.cond:
+                        pool.idle.append(worker)
+                else:
+                    pool.discard(worker)
+
+    def environment_for(self, spec: FunctionSpec) -> dict[str, str]:
+        """What the Lambda runtime sets, plus the emulator endpoint and fake credentials.
+
+        https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime
+        """
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ", "HOME",
+                                                              "SYSTEMROOT", "TMPDIR")}
+        env.update({
+            "AWS_ENDPOINT_URL": self._endpoint,
+            "AWS_REGION": self._region,
+            "AWS_DEFAULT_REGION": self._region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"localcloud/{uuid.uuid4().hex}",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+            "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
+            "LOCALCLOUD_FUNCTION_ARN": spec.arn,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "_HANDLER": spec.handler,
+        })
+        env.update({str(k): str(v) for k, v in spec.environment.items()})
+        return env
+
+    def spec(self, function: str) -> FunctionSpec:
+        try:
+            return self._specs[function]
+        except KeyError:
+            raise FunctionNotFound(function) from None
+
+    def invoke(self, function: str, event: Any, timeout_s: float | None = None) -> InvokeResult:
+        """Synchronous (RequestResponse) invoke. ``timeout_s`` may only shorten the
+        function's own timeout (API Gateway's 30 s integration cap)."""
+        if not self._started:
+            raise RuntimeError("LambdaRunner.start() was not called")
+        spec = self.spec(function)
+        pool = self._pools[function]
+        dims = {"FunctionName": function}
+        request_id = str(uuid.uuid4())
+        function_timeout = spec.timeout_s
+        wait_limit = function_timeout if timeout_s is None else min(function_timeout, timeout_s)
+        if pool.cap <= 0 or not pool.acquire_slot(wait_limit):
+            self._sink.put("AWS/Lambda", "Throttles", dims, 1.0, "Count")
+            return InvokeResult(request_id, error_type="TooManyRequestsException",
+                                error_message="Rate Exceeded.", throttled=True)
+        worker: _Worker | None = None
+        started = time.perf_counter()
+        try:
+            worker = pool.take_worker()
+            if not worker.wait_ready_once(30):
+                pool.discard(worker)
+                worker = None
+                return self._finish(dims, InvokeResult(request_id, error_type="Runtime.ExitError",
+                                                       error_message="worker failed to start"), started)
+            limit = function_timeout if timeout_s is None else min(function_timeout, timeout_s)
+            reply = worker.invoke({"requestId": request_id, "event": event,
+                                   "deadlineMs": time.time() * 1000 + function_timeout * 1000}, limit)
+            if reply is None:
+                timed_out = worker.alive()
+                pool.discard(worker)
+                worker = None
+                if timed_out:
+                    message = f"Task timed out after {limit:.2f} seconds"
+                    return self._finish(dims, InvokeResult(request_id, error_type="Sandbox.Timedout",
+                                                           error_message=message), started)
+                return self._finish(dims, InvokeResult(request_id, error_type="Runtime.ExitError",
+                                                       error_message="Runtime exited unexpectedly"),
+                                    started)
+            if reply.get("ok"):
+                return self._finish(dims, InvokeResult(request_id, payload=reply.get("result")), started)
+            return self._finish(dims, InvokeResult(request_id, error_type=reply.get("errorType", "Error"),
+                                                   error_message=reply.get("errorMessage", "")), started)
+        finally:
+            pool.release_slot(worker)
+
+    def _finish(self, dims: dict[str, str], result: InvokeResult, started: float) -> InvokeResult:
+        duration = (time.perf_counter() - started) * 1000
+        self._sink.put("AWS/Lambda", "Invocations", dims, 1.0, "Count")
+        self._sink.put("AWS/Lambda", "Errors", dims, 0.0 if result.ok else 1.0, "Count")
+        self._sink.put("AWS/Lambda", "Duration", dims, duration, "Milliseconds")
+        return InvokeResult(result.request_id, result.payload, result.error_type, result.error_message,
+                            duration, result.throttled)
+
+    def worker_pids(self, function: str) -> list[int]:
+        """For tests and diagnostics: the processes currently hosting a function."""
+        pool = self._pools[function]
+        with pool.cond:
+            return [w.proc.pid for w in pool.all if w.alive()]
+
+    def stop(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+            logs, self._logs = self._logs, []
+            self._started = False
+        for pool in pools:
+            pool.close()
+        for log in logs:
+            log.close()
+
+
+def default_log_dir() -> Path:
+    """``.localcloud/logs`` at the repository root (ignored by git)."""
+    return Path(__file__).resolve().parent.parent / ".localcloud" / "logs"

@@ -1,0 +1,147 @@
+"""LambdaRunner: isolation between functions, warm reuse, timeout, concurrency cap."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from localcloud.model import FunctionSpec
+from localcloud.runner import LambdaRunner
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.points: list[tuple[str, str, dict[str, str], float]] = []
+        self._lock = threading.Lock()
+
+    def put(self, namespace: str, name: str, dimensions: dict[str, str], value: float,
+            unit: str = "None") -> None:
+        with self._lock:
+            self.points.append((namespace, name, dict(dimensions), value))
+
+    def total(self, name: str, function: str) -> float:
+        return sum(v for ns, n, d, v in self.points if n == name and d.get("FunctionName") == function)
+
+
+HANDLER = '''
+import os, time, json
+import shared
+CALLS = []
+def handler(event, context):
+    CALLS.append(1)
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    if event.get("fail"):
+        raise ValueError("boom " + event["fail"])
+    if event.get("emf"):
+        print(json.dumps({"_aws": {"Timestamp": 0, "CloudWatchMetrics": [{"Namespace": "IotIngest",
+              "Dimensions": [["service"]], "Metrics": [{"Name": "ReadingsStored", "Unit": "Count"}]}]},
+              "service": "proc", "ReadingsStored": 7}))
+    print("hello from", os.environ["AWS_LAMBDA_FUNCTION_NAME"])
+    return {"who": shared.WHO, "env": os.environ.get("ROLE"), "calls": len(CALLS), "pid": os.getpid(),
+            "endpoint": os.environ["AWS_ENDPOINT_URL"], "fn": context.function_name,
+            "remaining": context.get_remaining_time_in_millis(), "rid": context.aws_request_id}
+'''
+
+
+def make_code(tmp: Path, name: str, who: str) -> Path:
+    code = tmp / name
+    code.mkdir()
+    (code / "app.py").write_text(HANDLER)
+    (code / "shared.py").write_text(f"WHO = {who!r}\n")
+    return code
+
+
+def spec(name: str, code: Path, *, timeout: float = 3, reserved: int | None = None) -> FunctionSpec:
+    return FunctionSpec(name=name, arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+                        handler="app.handler", code_dir=code, environment={"ROLE": name},
+                        timeout_s=timeout, memory_mb=256, reserved_concurrency=reserved)
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    return RecordingSink()
+
+
+@pytest.fixture
+def runner(tmp_path: Path, sink: RecordingSink):
+    functions = {
+        "fa": spec("fa", make_code(tmp_path, "a", "A")),
+        "fb": spec("fb", make_code(tmp_path, "b", "B"), timeout=0.5),
+        "fc": spec("fc", make_code(tmp_path, "c", "C"), reserved=1),
+    }
+    r = LambdaRunner(functions, "http://127.0.0.1:1", "us-east-1", sink=sink, log_dir=tmp_path / "logs")
+    r.start()
+    yield r
+    r.stop()
+
+
+def test_functions_are_isolated_and_warm(runner: LambdaRunner) -> None:
+    a1 = runner.invoke("fa", {}).payload
+    b1 = runner.invoke("fb", {}).payload
+    a2 = runner.invoke("fa", {}).payload
+    assert (a1["who"], a1["env"], b1["who"], b1["env"]) == ("A", "fa", "B", "fb")
+    assert a1["pid"] != b1["pid"]
+    assert a2["pid"] == a1["pid"] and a2["calls"] == 2  # warm container keeps module state
+    assert a1["endpoint"] == "http://127.0.0.1:1" and a1["fn"] == "fa"
+    assert 0 < a1["remaining"] <= 3000
+    assert a1["rid"] != a2["rid"]
+
+
+def test_handler_exception_is_an_error_result_and_counted(runner: LambdaRunner, sink: RecordingSink) -> None:
+    result = runner.invoke("fa", {"fail": "x"})
+    assert not result.ok and result.error_type == "ValueError" and result.error_message == "boom x"
+    assert runner.invoke("fa", {}).ok  # the environment survives a handler error
+    assert sink.total("Errors", "fa") == 1 and sink.total("Invocations", "fa") == 2
+
+
+def test_timeout_kills_worker_and_reports_task_timed_out(runner: LambdaRunner, sink: RecordingSink) -> None:
+    before = runner.invoke("fb", {}).payload["pid"]
+    started = time.monotonic()
+    result = runner.invoke("fb", {"sleep": 5})
+    assert time.monotonic() - started < 2.5
+    assert result.error_type == "Sandbox.Timedout" and "Task timed out" in (result.error_message or "")
+    after = runner.invoke("fb", {}).payload
+    assert after["pid"] != before and after["calls"] == 1  # a fresh environment replaced it
+    assert sink.total("Errors", "fb") == 1
+
+
+def test_reserved_concurrency_throttles_excess(runner: LambdaRunner, sink: RecordingSink) -> None:
+    results = []
+    first = threading.Thread(target=lambda: results.append(runner.invoke("fc", {"sleep": 0.8})))
+    first.start()
+    time.sleep(0.3)
+    second = runner.invoke("fc", {})
+    first.join()
+    assert second.throttled and second.error_type == "TooManyRequestsException"
+    assert results[0].ok
+    assert sink.total("Throttles", "fc") == 1 and sink.total("Invocations", "fc") == 1
+
+
+def test_logs_go_to_function_log_file_and_emf_becomes_metrics(runner: LambdaRunner, sink: RecordingSink,
+                                                              tmp_path: Path) -> None:
+    runner.invoke("fa", {"emf": True})
+    log = tmp_path / "logs" / "lambda" / "fa.log"
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and "REPORT RequestId" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.02)
+    text = log.read_text()
+    assert "hello from fa" in text and "START RequestId" in text
+    assert any(n == "ReadingsStored" and d == {"service": "proc"} and v == 7 for _, n, d, v in sink.points)
+
+
+def test_unknown_function_and_bad_handler(tmp_path: Path) -> None:
+    code = tmp_path / "x"
+    code.mkdir()
+    r = LambdaRunner({"bad": FunctionSpec("bad", "arn", "missing.handler", code, {}, 2, 128, None)},
+                     "http://127.0.0.1:1", "us-east-1", log_dir=tmp_path / "logs")
+    r.start()
+    try:
+        result = r.invoke("bad", {})
+        assert result.error_type == "Runtime.ImportModuleError"
+        with pytest.raises(KeyError):
+            r.invoke("nope", {})
+    finally:
+        r.stop()
