@@ -1,0 +1,309 @@
+"""What CloudWatch does for the pipeline on AWS: collects the services' metrics and
+evaluates the alarms, notifying their SNS actions.
+
+Metrics: the data plane reports every sample with AWS's namespace, metric name,
+dimensions and unit (aws-facts.md section 1) through ``put``. Samples are
+aggregated in memory and flushed about once a second as statistic sets
+(``put_metric_data`` with ``StatisticValues``), so the request path never waits
+on the emulator. Raw samples are also kept in memory for a bounded time, because
+the emulator cannot compute percentiles (aws-facts.md section 7).
+
+Alarms: ``evaluate_alarms(now)`` reads the alarms back from the emulator with
+``describe_alarms``, computes each alarm's statistic per period over the
+evaluation range ending at ``now`` (math in ``alarms.py``), writes changed
+states with ``set_alarm_state`` and publishes AWS's alarm notification JSON to
+each action topic. A background thread calls it every ``evaluation_interval_s``.
+Periods are the declared ones; tests make an alarm fire without waiting by
+putting datapoints timestamped inside the evaluation range, or by passing a
+``now`` of their choosing. Metric-math and anomaly-detection alarms are skipped
+(logged), because nothing in this project declares them.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from . import alarms
+
+log = logging.getLogger(__name__)
+
+RAW_RETENTION_S = 3600.0
+RAW_MAX_SAMPLES = 200_000
+MAX_DATUMS_PER_CALL = 1000  # PutMetricData limit
+
+_REGION_NAMES = {
+    "us-east-1": "US East (N. Virginia)", "us-east-2": "US East (Ohio)", "us-west-1": "US West (N. California)",
+    "us-west-2": "US West (Oregon)", "eu-west-1": "EU (Ireland)", "eu-central-1": "EU (Frankfurt)",
+}
+
+MetricKey = tuple[str, str, tuple[tuple[str, str], ...], str]
+
+
+def aws_client(service: str, endpoint_url: str, region: str) -> Any:
+    """A boto3 client bound to the emulator with fake credentials."""
+    return boto3.client(service, endpoint_url=endpoint_url, region_name=region,
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        config=Config(retries={"max_attempts": 2, "mode": "standard"},
+                                      connect_timeout=5, read_timeout=30))
+
+
+def _iso(ts: float) -> str:
+    """StateChangeTime format of alarm notifications: 2015-06-03T17:43:27.123+0000."""
+    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}+0000"
+
+
+class Monitor:
+    def __init__(self, endpoint_url: str, region: str, *, flush_interval_s: float = 1.0,
+                 evaluation_interval_s: float = 10.0, account_id: str = "123456789012") -> None:
+        self.region = region
+        self.account_id = account_id
+        self.flush_interval_s = flush_interval_s
+        self.evaluation_interval_s = evaluation_interval_s
+        self._cw = aws_client("cloudwatch", endpoint_url, region)
+        self._sns = aws_client("sns", endpoint_url, region)
+        self._lock = threading.Lock()
+        self._pending: dict[MetricKey, list[float]] = {}  # count, sum, min, max
+        self._raw: dict[tuple[str, str, tuple[tuple[str, str], ...]], collections.deque] = {}
+        self._totals: collections.Counter[MetricKey] = collections.Counter()
+        self._eval_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.notifications_sent = 0
+        self.flush_failures = 0
+
+    # ---- metrics -------------------------------------------------------------------------
+    def put(self, namespace: str, name: str, dimensions: dict[str, str], value: float,
+            unit: str = "None") -> None:
+        """Record one sample; cheap and non-blocking apart from a short lock."""
+        dims = tuple(sorted(dimensions.items()))
+        key = (namespace, name, dims, unit)
+        now = time.time()
+        with self._lock:
+            agg = self._pending.get(key)
+            if agg is None:
+                self._pending[key] = [1.0, value, value, value]
+            else:
+                agg[0] += 1
+                agg[1] += value
+                agg[2] = min(agg[2], value)
+                agg[3] = max(agg[3], value)
+            self._totals[key] += value
+            raw = self._raw.get(key[:3])
+            if raw is None:
+                raw = self._raw[key[:3]] = collections.deque(maxlen=RAW_MAX_SAMPLES)
+            raw.append((now, value))
+
+    def total(self, namespace: str, name: str, dimensions: dict[str, str]) -> float:
+        """Sum of every sample ever put for a metric (for reports and tests)."""
+        dims = tuple(sorted(dimensions.items()))
+        with self._lock:
+            return sum(v for (ns, n, d, _), v in self._totals.items() if (ns, n, d) == (namespace, name, dims))
+
+    def flush(self) -> int:
+        """Send pending aggregates as statistic sets; returns the number of datums sent."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            cutoff = time.time() - RAW_RETENTION_S
+            for raw in self._raw.values():
+                while raw and raw[0][0] < cutoff:
+                    raw.popleft()
+        if not pending:
+            return 0
+        stamp = datetime.now(timezone.utc)
+        by_namespace: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        for (namespace, name, dims, unit), (count, total, low, high) in pending.items():
+            by_namespace[namespace].append({
+                "MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dims],
+                "Timestamp": stamp, "Unit": unit,
+                "StatisticValues": {"SampleCount": count, "Sum": total, "Minimum": low, "Maximum": high},
+            })
+        sent = 0
+        for namespace, datums in by_namespace.items():
+            for i in range(0, len(datums), MAX_DATUMS_PER_CALL):
+                chunk = datums[i:i + MAX_DATUMS_PER_CALL]
+                try:
+                    self._cw.put_metric_data(Namespace=namespace, MetricData=chunk)
+                    sent += len(chunk)
+                except Exception:  # noqa: BLE001 - the emulator may be stopping; count, don't crash
+                    self.flush_failures += 1
+                    log.warning("put_metric_data failed for %s", namespace, exc_info=True)
+        return sent
+
+    def raw_samples(self, namespace: str, name: str, dimensions: dict[str, str], start: float,
+                    end: float) -> list[float]:
+        key = (namespace, name, tuple(sorted(dimensions.items())))
+        with self._lock:
+            return [v for t, v in self._raw.get(key, ()) if start <= t < end]
+
+    # ---- alarms --------------------------------------------------------------------------
+    def evaluate_alarms(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Evaluate every metric alarm once; returns the notifications for changed states."""
+        with self._eval_lock:
+            self.flush()
+            now = time.time() if now is None else now
+            changes: list[dict[str, Any]] = []
+            for alarm in self._describe_alarms():
+                try:
+                    change = self._evaluate_one(alarm, now)
+                except alarms.UnsupportedAlarm as exc:
+                    log.info("alarm %s not evaluated locally: %s", alarm.get("AlarmName"), exc)
+                    continue
+                if change is not None:
+                    changes.append(change)
+            return changes
+
+    def _describe_alarms(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for page in self._cw.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
+            found.extend(page.get("MetricAlarms", []))
+        return found
+
+    def period_values(self, alarm: dict[str, Any], now: float) -> list[float | None]:
+        """The alarm statistic for each of its last N periods, oldest first."""
+        if not alarm.get("MetricName") or alarm.get("Metrics"):
+            raise alarms.UnsupportedAlarm("metric math alarms are not evaluated locally")
+        period = int(alarm["Period"])
+        n = int(alarm["EvaluationPeriods"])
+        end = int(now) + 1  # inclusive of samples stamped within the current second
+        dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+        values: list[float | None] = []
+        for i in range(n - 1, -1, -1):
+            w_end = end - i * period
+            w_start = w_end - period
+            if alarm.get("ExtendedStatistic"):
+                samples = self.raw_samples(alarm["Namespace"], alarm["MetricName"], dims, w_start, w_end)
+                values.append(alarms.statistic(alarm["ExtendedStatistic"], samples))
+                continue
+            stat = alarm["Statistic"]
+            points = self._cw.get_metric_statistics(
+                Namespace=alarm["Namespace"], MetricName=alarm["MetricName"],
+                Dimensions=alarm.get("Dimensions", []),
+                StartTime=datetime.fromtimestamp(w_start, tz=timezone.utc),
+                EndTime=datetime.fromtimestamp(w_end, tz=timezone.utc),
+                Period=period, Statistics=["SampleCount", "Sum", "Minimum", "Maximum"],
+            )["Datapoints"]
+            values.append(self._combine(stat, points))
+        return values
+
+    @staticmethod
+    def _combine(stat: str, points: list[dict[str, Any]]) -> float | None:
+        count = sum(p.get("SampleCount", 0.0) for p in points)
+        if not points or count == 0:
+            return None
+        if stat == "Sum":
+            return sum(p["Sum"] for p in points)
+        if stat == "SampleCount":
+            return count
+        if stat == "Average":
+            return sum(p["Sum"] for p in points) / count
+        if stat == "Maximum":
+            return max(p["Maximum"] for p in points)
+        if stat == "Minimum":
+            return min(p["Minimum"] for p in points)
+        raise alarms.UnsupportedAlarm(f"unknown statistic {stat!r}")
+
+    def _evaluate_one(self, alarm: dict[str, Any], now: float) -> dict[str, Any] | None:
+        values = self.period_values(alarm, now)
+        n = int(alarm["EvaluationPeriods"])
+        decision = alarms.decide(
+            values, threshold=float(alarm["Threshold"]), operator=alarm["ComparisonOperator"],
+            datapoints_to_alarm=int(alarm.get("DatapointsToAlarm") or n),
+            treat_missing=alarm.get("TreatMissingData", "missing"), current_state=alarm["StateValue"])
+        old = alarm["StateValue"]
+        if decision.state == old:
+            return None
+        reason_data = json.dumps({"version": "1.0", "queryDate": _iso(now),
+                                  "statistic": alarm.get("Statistic") or alarm.get("ExtendedStatistic"),
+                                  "period": alarm["Period"], "threshold": alarm["Threshold"],
+                                  "recentDatapoints": [v for v in values if v is not None]})
+        self._cw.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=decision.state,
+                                 StateReason=decision.reason[:1023], StateReasonData=reason_data)
+        message = self.notification(alarm, old, decision, now)
+        actions = {alarms.ALARM: "AlarmActions", alarms.OK: "OKActions",
+                   alarms.INSUFFICIENT: "InsufficientDataActions"}[decision.state]
+        if alarm.get("ActionsEnabled", True):
+            for arn in alarm.get(actions, []):
+                if not arn.startswith("arn:aws:sns:"):
+                    continue
+                region_name = _REGION_NAMES.get(self.region, self.region)
+                subject = f'{decision.state}: "{alarm["AlarmName"]}" in {region_name}'[:100]
+                try:
+                    self._sns.publish(TopicArn=arn, Subject=subject, Message=json.dumps(message))
+                    self.notifications_sent += 1
+                except Exception:  # noqa: BLE001 - a missing topic must not stop the other alarms
+                    log.warning("could not notify %s", arn, exc_info=True)
+        return message
+
+    def notification(self, alarm: dict[str, Any], old: str, decision: alarms.Decision,
+                     now: float) -> dict[str, Any]:
+        """AWS's alarm notification shape (the SNS message body).
+
+        https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html
+        """
+        trigger: dict[str, Any] = {
+            "MetricName": alarm["MetricName"], "Namespace": alarm["Namespace"],
+            "StatisticType": "ExtendedStatistic" if alarm.get("ExtendedStatistic") else "Statistic",
+            "Statistic": (alarm.get("ExtendedStatistic") or alarm.get("Statistic", "")).upper(),
+            "Unit": alarm.get("Unit"),
+            "Dimensions": [{"value": d["Value"], "name": d["Name"]} for d in alarm.get("Dimensions", [])],
+            "Period": alarm["Period"], "EvaluationPeriods": alarm["EvaluationPeriods"],
+            "DatapointsToAlarm": alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"]),
+            "ComparisonOperator": alarm["ComparisonOperator"], "Threshold": alarm["Threshold"],
+            "TreatMissingData": alarm.get("TreatMissingData", "missing"),
+            "EvaluateLowSampleCountPercentile": alarm.get("EvaluateLowSampleCountPercentile", ""),
+        }
+        return {
+            "AlarmName": alarm["AlarmName"], "AlarmDescription": alarm.get("AlarmDescription"),
+            "AWSAccountId": self.account_id,
+            "AlarmConfigurationUpdatedTimestamp": _iso(alarm["AlarmConfigurationUpdatedTimestamp"].timestamp())
+            if alarm.get("AlarmConfigurationUpdatedTimestamp") else None,
+            "NewStateValue": decision.state, "NewStateReason": decision.reason,
+            "StateChangeTime": _iso(now), "Region": _REGION_NAMES.get(self.region, self.region),
+            "AlarmArn": alarm.get("AlarmArn"), "OldStateValue": old,
+            "OKActions": alarm.get("OKActions", []), "AlarmActions": alarm.get("AlarmActions", []),
+            "InsufficientDataActions": alarm.get("InsufficientDataActions", []),
+            "Trigger": trigger,
+        }
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        if self._threads:
+            return
+        self._stop.clear()
+        for target, name in ((self._flush_loop, "monitor-flush"), (self._eval_loop, "monitor-alarms")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.flush_interval_s):
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - keep the loop alive
+                log.warning("metric flush failed", exc_info=True)
+
+    def _eval_loop(self) -> None:
+        while not self._stop.wait(self.evaluation_interval_s):
+            try:
+                self.evaluate_alarms()
+            except Exception:  # noqa: BLE001 - keep the loop alive
+                log.warning("alarm evaluation failed", exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads = []
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - emulator may already be gone
+            pass

@@ -1,0 +1,153 @@
+"""Alarm evaluation: the pure math (alarms.py) and the monitor against a moto server."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from datetime import datetime, timezone
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from localcloud import alarms
+from localcloud.monitor import Monitor
+
+
+def decide(values, treat="missing", m=None, op="GreaterThanThreshold", current="OK", threshold=0.0):
+    return alarms.decide(values, threshold=threshold, operator=op, datapoints_to_alarm=m or len(values),
+                         treat_missing=treat, current_state=current).state
+
+
+def test_statistics_including_percentiles() -> None:
+    samples = [float(x) for x in range(1, 101)]
+    assert alarms.statistic("Sum", samples) == 5050
+    assert alarms.statistic("Average", samples) == 50.5
+    assert alarms.statistic("Maximum", samples) == 100 and alarms.statistic("Minimum", samples) == 1
+    assert alarms.statistic("SampleCount", samples) == 100
+    assert alarms.statistic("p99", samples) == 99 and alarms.statistic("p50", samples) == 50
+    assert alarms.statistic("p100", samples) == 100
+    assert alarms.statistic("Sum", []) is None
+    with pytest.raises(alarms.UnsupportedAlarm):
+        alarms.statistic("tm99", samples)
+
+
+def test_m_of_n() -> None:
+    assert decide([1, 0, 1], m=2) == "ALARM"
+    assert decide([1, 0, 0], m=2) == "OK"
+    assert decide([1, 1, 1]) == "ALARM"
+    assert decide([1, 1, 0]) == "OK"  # M defaults to N
+
+
+@pytest.mark.parametrize("treat,current,expected", [
+    ("missing", "OK", "INSUFFICIENT_DATA"),
+    ("notBreaching", "ALARM", "OK"),
+    ("breaching", "OK", "ALARM"),
+    ("ignore", "ALARM", "ALARM"),
+    ("ignore", "OK", "OK"),
+])
+def test_treat_missing_data_all_missing(treat: str, current: str, expected: str) -> None:
+    assert decide([None, None, None], treat=treat, current=current) == expected
+
+
+def test_treat_missing_data_partial() -> None:
+    assert decide([None, 1, None], treat="breaching", m=3) == "ALARM"
+    assert decide([None, 1, None], treat="notBreaching", m=2) == "OK"
+    assert decide([None, 1, None], treat="missing", m=1) == "ALARM"
+    assert decide([None, 0, None], treat="ignore", m=1, current="ALARM") == "OK"
+
+
+def test_operators_and_reason() -> None:
+    assert decide([5], op="GreaterThanOrEqualToThreshold", threshold=5) == "ALARM"
+    assert decide([5], op="LessThanThreshold", threshold=5) == "OK"
+    assert decide([4], op="LessThanOrEqualToThreshold", threshold=5) == "ALARM"
+    d = alarms.decide([2.0], threshold=0, operator="GreaterThanThreshold", datapoints_to_alarm=1,
+                      treat_missing="missing", current_state="OK")
+    assert d.reason.startswith("Threshold Crossed: 1 out of the last 1 datapoints [2]")
+    with pytest.raises(alarms.UnsupportedAlarm):
+        decide([1], op="LessThanLowerOrGreaterThanUpperThreshold")
+
+
+@pytest.fixture
+def endpoint():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    yield url
+    # moto's backends are process-global: reset so the next test starts empty.
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).read()
+    server.stop()
+
+
+def client(service: str, endpoint: str):
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def test_monitor_drives_alarm_and_notifies_topic(endpoint: str) -> None:
+    cw, sns, sqs = client("cloudwatch", endpoint), client("sns", endpoint), client("sqs", endpoint)
+    topic = sns.create_topic(Name="alarms-t1")["TopicArn"]
+    queue = sqs.create_queue(QueueName="alarm-inbox-t1")["QueueUrl"]
+    qarn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"})
+    dims = [{"Name": "FunctionName", "Value": "proc-t1"}]
+    cw.put_metric_alarm(AlarmName="proc-errors-t1", Namespace="AWS/Lambda", MetricName="Errors", Dimensions=dims,
+                        Statistic="Sum", Period=60, EvaluationPeriods=2, DatapointsToAlarm=1, Threshold=0,
+                        ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching",
+                        AlarmActions=[topic], OKActions=[topic])
+    monitor = Monitor(endpoint, "us-east-1")
+    assert monitor.evaluate_alarms() == []  # no data, notBreaching: stays OK
+    monitor.put("AWS/Lambda", "Errors", {"FunctionName": "proc-t1"}, 0.0, "Count")
+    assert monitor.evaluate_alarms() == []  # a zero is not > 0
+    monitor.put("AWS/Lambda", "Errors", {"FunctionName": "proc-t1"}, 1.0, "Count")
+    changes = monitor.evaluate_alarms()
+    assert [c["NewStateValue"] for c in changes] == ["ALARM"]
+    state = cw.describe_alarms(AlarmNames=["proc-errors-t1"])["MetricAlarms"][0]["StateValue"]
+    assert state == "ALARM"
+    msg = json.loads(sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"][0]["Body"])
+    assert msg["AlarmName"] == "proc-errors-t1" and msg["OldStateValue"] == "OK"
+    assert msg["Trigger"]["Dimensions"] == [{"value": "proc-t1", "name": "FunctionName"}]
+    assert msg["Trigger"]["Statistic"] == "SUM" and msg["Trigger"]["Period"] == 60
+    # Two periods later the error has aged out of the range: back to OK, with an OK notification.
+    later = monitor.evaluate_alarms(now=time.time() + 121)
+    assert [c["NewStateValue"] for c in later] == ["OK"]
+
+
+def test_percentile_alarm_uses_raw_samples(endpoint: str) -> None:
+    cw = client("cloudwatch", endpoint)
+    dims = [{"Name": "ApiId", "Value": "api-t2"}, {"Name": "Stage", "Value": "$default"}]
+    cw.put_metric_alarm(AlarmName="latency-p99-t2", Namespace="AWS/ApiGateway", MetricName="Latency",
+                        Dimensions=dims, ExtendedStatistic="p99", Period=60, EvaluationPeriods=1,
+                        Threshold=500, ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching")
+    monitor = Monitor(endpoint, "us-east-1")
+    for _ in range(198):
+        monitor.put("AWS/ApiGateway", "Latency", {"ApiId": "api-t2", "Stage": "$default"}, 10.0, "Milliseconds")
+    monitor.put("AWS/ApiGateway", "Latency", {"ApiId": "api-t2", "Stage": "$default"}, 900.0, "Milliseconds")
+    assert monitor.evaluate_alarms() == []  # nearest-rank p99 of 199 samples is still 10
+    for _ in range(3):
+        monitor.put("AWS/ApiGateway", "Latency", {"ApiId": "api-t2", "Stage": "$default"}, 900.0, "Milliseconds")
+    assert [c["AlarmName"] for c in monitor.evaluate_alarms()] == ["latency-p99-t2"]
+
+
+def test_datapoints_put_by_others_count_and_flush_uses_statistic_sets(endpoint: str) -> None:
+    cw = client("cloudwatch", endpoint)
+    dims = [{"Name": "TableName", "Value": "t3"}, {"Name": "Operation", "Value": "BatchWriteItem"}]
+    cw.put_metric_alarm(AlarmName="ddb-t3", Namespace="AWS/DynamoDB", MetricName="SystemErrors", Dimensions=dims,
+                        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=0,
+                        ComparisonOperator="GreaterThanThreshold")
+    monitor = Monitor(endpoint, "us-east-1")
+    assert [c["NewStateValue"] for c in monitor.evaluate_alarms()] == ["INSUFFICIENT_DATA"]  # default: missing
+    cw.put_metric_data(Namespace="AWS/DynamoDB", MetricData=[{
+        "MetricName": "SystemErrors", "Dimensions": dims, "Value": 2.0, "Unit": "Count",
+        "Timestamp": datetime.fromtimestamp(time.time() - 5, tz=timezone.utc)}])
+    assert [c["NewStateValue"] for c in monitor.evaluate_alarms()] == ["ALARM"]
+    for v in (1.0, 3.0, 5.0):
+        monitor.put("Test/T3", "Latency", {"X": "1"}, v, "Milliseconds")
+    assert monitor.flush() == 1  # three samples, one statistic set
+    now = datetime.now(timezone.utc)
+    point = cw.get_metric_statistics(Namespace="Test/T3", MetricName="Latency", Dimensions=[{"Name": "X", "Value": "1"}],
+                                     StartTime=datetime.fromtimestamp(now.timestamp() - 60, tz=timezone.utc),
+                                     EndTime=datetime.fromtimestamp(now.timestamp() + 60, tz=timezone.utc),
+                                     Period=120, Statistics=["SampleCount", "Sum", "Maximum"])["Datapoints"][0]
+    assert (point["SampleCount"], point["Sum"], point["Maximum"]) == (3, 9, 5)
