@@ -1,0 +1,1 @@
+"""Device registry: a library (registry.py) and a CLI (``python -m admin``)."""

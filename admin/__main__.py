@@ -1,0 +1,4 @@
+"""Entry point for ``python -m admin``."""
+from .cli import main
+
+main()

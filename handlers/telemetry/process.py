@@ -1,0 +1,136 @@
+"""The processor's logic: Kinesis batch -> readings table + each device's latest reading.
+
+Failure policy (the event source mapping must have ReportBatchItemFailures,
+bounded retries, bisect-on-error and an on-failure destination):
+- A record that can never succeed (undecodable, wrong version or shape, or an
+  item DynamoDB rejects with ValidationException) is logged with its sequence
+  number and returned in batchItemFailures. Lambda checkpoints just before the
+  lowest failed sequence number, so it is retried a bounded number of times and
+  then goes to the DLQ without blocking the shard. Valid records of the same
+  batch are still written (re-writing them on a retry is harmless: writes are
+  keyed by (deviceId, ts, seq)).
+  https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html
+- If DynamoDB itself is failing (UnprocessedItems left after the retry budget,
+  throttling, access or table errors), the function raises. The invocation then
+  counts in the Lambda Errors metric, which the "processor Errors" alarm watches;
+  reporting every record as failed instead would look like a healthy function
+  to that alarm.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .backoff import Backoff
+from .config import ProcessorConfig
+from .records import PoisonRecord, TelemetryRecord, decode
+from .storage import batch_write, item_key, reading_item, update_latest
+from .validation import Reading
+
+_log = logging.getLogger("telemetry.process")
+
+
+@dataclass
+class BatchOutcome:
+    failures: list[str] = field(default_factory=list)
+    stored: int = 0
+    latest_updated: int = 0
+
+    def response(self) -> dict[str, Any]:
+        return {"batchItemFailures": [{"itemIdentifier": seq} for seq in self.failures]}
+
+
+def _is_validation_error(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ValidationException"
+
+
+def process_batch(
+    event: dict[str, Any],
+    *,
+    dynamodb: Any,
+    config: ProcessorConfig,
+    new_backoff: Callable[[], Backoff],
+    log: Any = _log,
+) -> BatchOutcome:
+    outcome = BatchOutcome()
+    decoded: list[tuple[str, TelemetryRecord]] = []
+    for raw in event.get("Records") or []:
+        kinesis = raw.get("kinesis") or {}
+        sequence = str(kinesis.get("sequenceNumber") or "")
+        if not sequence:
+            # An empty identifier fails the whole batch; nothing more precise is possible.
+            raise ValueError("Kinesis record without sequenceNumber")
+        try:
+            data = base64.b64decode(kinesis.get("data") or "", validate=True)
+            decoded.append((sequence, decode(data, kinesis.get("partitionKey"))))
+        except (PoisonRecord, binascii.Error, ValueError) as exc:
+            log.error("poison record", extra={"sequenceNumber": sequence, "reason": str(exc)})
+            outcome.failures.append(sequence)
+
+    origin: dict[tuple[str, str], str] = {}
+    items: list[dict[str, Any]] = []
+    for sequence, record in decoded:
+        for reading in record.readings:
+            item = reading_item(record.device_id, reading, record.received_at, config.ttl_days)
+            origin[item_key(item)] = sequence  # the last record naming a key is the one that wins
+            items.append(item)
+    failed_keys = _write_readings(dynamodb, config.readings_table, items, new_backoff, log)
+    failed_sequences = {origin[key] for key in failed_keys}
+    outcome.stored = len(origin) - len(failed_keys)
+
+    latest: dict[str, tuple[Reading, int, str]] = {}
+    for sequence, record in decoded:
+        if sequence in failed_sequences:
+            continue
+        for reading in record.readings:
+            best = latest.get(record.device_id)
+            if best is None or (reading.ts, reading.seq) > (best[0].ts, best[0].seq):
+                latest[record.device_id] = (reading, record.received_at, sequence)
+    for device_id, (reading, received_at, sequence) in latest.items():
+        try:
+            if update_latest(dynamodb, config.devices_table, device_id, reading, received_at):
+                outcome.latest_updated += 1
+        except ClientError as exc:
+            if not _is_validation_error(exc):
+                raise
+            log.error("latest update rejected", extra={"deviceId": device_id, "sequenceNumber": sequence, "error": str(exc)})
+            failed_sequences.add(sequence)
+
+    for sequence in sorted(failed_sequences, key=lambda s: (len(s), s)):  # numeric order of digit strings
+        log.error("record not stored", extra={"sequenceNumber": sequence})
+        outcome.failures.append(sequence)
+    return outcome
+
+
+def _write_readings(
+    dynamodb: Any,
+    table: str,
+    items: list[dict[str, Any]],
+    new_backoff: Callable[[], Backoff],
+    log: Any,
+) -> set[tuple[str, str]]:
+    """Write all items; return the keys DynamoDB rejected as invalid (item-specific failures)."""
+    if not items:
+        return set()
+    try:
+        batch_write(dynamodb, table, items, new_backoff())
+        return set()
+    except ClientError as exc:
+        if not _is_validation_error(exc):
+            raise
+        log.warning("batch rejected as invalid; isolating the bad items", extra={"error": str(exc)})
+    failed: set[tuple[str, str]] = set()
+    for item in {item_key(i): i for i in items}.values():
+        try:
+            batch_write(dynamodb, table, [item], new_backoff())
+        except ClientError as exc:
+            if not _is_validation_error(exc):
+                raise
+            failed.add(item_key(item))
+    return failed

@@ -1,0 +1,139 @@
+"""DynamoDB writes of the processor: readings in batches, a device's latest reading conditionally.
+
+BatchWriteItem takes at most 25 items, rejects a call that names the same key
+twice, and may leave items in UnprocessedItems when throttled; those are
+retried with backoff. https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html
+The devices table's "latest" moves only forward: a conditional UpdateItem
+whose ConditionalCheckFailedException simply means "this reading is older"
+(or the device no longer exists), which is the normal case for out-of-order
+delivery, not an error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .backoff import Backoff
+from .device_keys import (
+    ATTR_DEVICE_ID,
+    ATTR_LAST_SEEN_AT,
+    ATTR_LATEST,
+    ATTR_LATEST_SEQ,
+    ATTR_LATEST_TS,
+)
+from .validation import Reading
+
+MAX_BATCH_ITEMS = 25
+
+
+class StorageUnavailable(Exception):
+    """DynamoDB kept refusing writes after all retries: the whole invocation must fail."""
+
+
+def reading_key(ts: int, seq: int) -> str:
+    """Fixed-width sort key so string order is time order, and a re-sent reading overwrites itself."""
+    return f"{ts:013d}#{seq:010d}"
+
+
+def number(value: int | float) -> dict[str, str]:
+    """A DynamoDB N attribute. repr() of a float round-trips exactly."""
+    text = str(value) if isinstance(value, int) else str(Decimal(repr(value)))
+    return {"N": text}
+
+
+def metrics_map(metrics: dict[str, int | float]) -> dict[str, Any]:
+    return {"M": {name: number(value) for name, value in metrics.items()}}
+
+
+def reading_item(device_id: str, reading: Reading, received_at: int, ttl_days: int) -> dict[str, Any]:
+    return {
+        "deviceId": {"S": device_id},
+        "readingKey": {"S": reading_key(reading.ts, reading.seq)},
+        "ts": number(reading.ts),
+        "seq": number(reading.seq),
+        "metrics": metrics_map(reading.metrics),
+        "receivedAt": number(received_at),
+        "expiresAt": number(reading.ts // 1000 + ttl_days * 86_400),
+    }
+
+
+def item_key(item: dict[str, Any]) -> tuple[str, str]:
+    return item["deviceId"]["S"], item["readingKey"]["S"]
+
+
+def dedupe(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the last item per key: a later record of the same reading wins, as an overwrite would."""
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in items:
+        by_key.pop(item_key(item), None)  # re-insert so the surviving copy keeps the later position
+        by_key[item_key(item)] = item
+    return list(by_key.values())
+
+
+@dataclass
+class WriteStats:
+    items: int = 0
+    calls: int = 0
+    unprocessed_retries: int = 0
+
+
+def batch_write(dynamodb: Any, table: str, items: list[dict[str, Any]], backoff: Backoff) -> WriteStats:
+    """Write all items (deduplicated) in calls of <= 25, retrying UnprocessedItems within the budget.
+
+    Raises StorageUnavailable when the budget is spent, and lets a ClientError
+    through unchanged so the caller can tell item-specific ValidationExceptions
+    from a failing service.
+    """
+    unique = dedupe(items)
+    stats = WriteStats(items=len(unique))
+    for start in range(0, len(unique), MAX_BATCH_ITEMS):
+        requests = [{"PutRequest": {"Item": item}} for item in unique[start : start + MAX_BATCH_ITEMS]]
+        while requests:
+            stats.calls += 1
+            response = dynamodb.batch_write_item(RequestItems={table: requests})
+            requests = response.get("UnprocessedItems", {}).get(table, [])
+            if requests:
+                stats.unprocessed_retries += 1
+                if not backoff.wait():
+                    raise StorageUnavailable(f"{len(requests)} item(s) still unprocessed in {table} after retries")
+    return stats
+
+
+def update_latest(dynamodb: Any, table: str, device_id: str, reading: Reading, seen_at: int) -> bool:
+    """Record the reading as the device's latest if it is newer by (ts, seq); False if it is not.
+
+    attribute_exists(deviceId) stops an UpdateItem from creating a phantom device
+    that was deleted (or never registered) after its readings were accepted.
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html
+    """
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key={ATTR_DEVICE_ID: {"S": device_id}},
+            UpdateExpression="SET #lts = :ts, #lseq = :seq, #latest = :latest, #seen = :seen",
+            ConditionExpression=(
+                "attribute_exists(#id) AND (attribute_not_exists(#lts) OR #lts < :ts"
+                " OR (#lts = :ts AND (attribute_not_exists(#lseq) OR #lseq < :seq)))"
+            ),
+            ExpressionAttributeNames={
+                "#id": ATTR_DEVICE_ID,
+                "#lts": ATTR_LATEST_TS,
+                "#lseq": ATTR_LATEST_SEQ,
+                "#latest": ATTR_LATEST,
+                "#seen": ATTR_LAST_SEEN_AT,
+            },
+            ExpressionAttributeValues={
+                ":ts": number(reading.ts),
+                ":seq": number(reading.seq),
+                ":latest": {"M": {"ts": number(reading.ts), "seq": number(reading.seq), "metrics": metrics_map(reading.metrics)}},
+                ":seen": number(seen_at),
+            },
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

@@ -1,0 +1,211 @@
+"""Request-body checks for POST /v1/telemetry.
+
+The JSON Schema (telemetry.schema.json) is the published contract and is
+compiled once per container. This module adds what a schema cannot say:
+content type, body size, finite numbers, numbers DynamoDB can store, the
+accepted ts window and the per-deployment readings limit. Every rejection is a
+RequestError naming the field (``readings[3].metrics.temp``) and the reading
+index, so a device can tell exactly what to fix.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+
+from .responses import RequestError
+
+SCHEMA_PATH = Path(__file__).with_name("telemetry.schema.json")
+SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+_validate_schema = fastjsonschema.compile(SCHEMA)
+
+# DynamoDB numbers: up to 38 significant digits, magnitude 1E-130 .. 9.99..E+125.
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html#HowItWorks.DataTypes.Number
+_DDB_MAX_ABS = 1e125
+_DDB_MIN_ABS = 1e-130
+_DDB_MAX_INT = 10**38
+
+
+class NonFinite:
+    """Stands in for a NaN/Infinity literal so the schema rejects it *at its path*.
+
+    Python's json.loads accepts NaN, Infinity and -Infinity although JSON does
+    not; parse_constant turns them into this marker, which is not a number, so
+    the type check reports the exact field.
+    """
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+    def __repr__(self) -> str:
+        return self.literal
+
+
+@dataclass(frozen=True)
+class Reading:
+    ts: int
+    seq: int
+    metrics: dict[str, int | float]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ts": self.ts, "seq": self.seq, "metrics": self.metrics}
+
+
+def header(headers: dict[str, str] | None, name: str) -> str | None:
+    """Header lookup; payload 2.0 lowercases names, but tolerate others too."""
+    if not headers:
+        return None
+    if name in headers:
+        return headers[name]
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def check_content_type(headers: dict[str, str] | None) -> None:
+    raw = header(headers, "content-type")
+    if raw is None:
+        raise RequestError(415, "unsupported_media_type", "content-type header is required: application/json", "content-type")
+    media_type, *params = [part.strip() for part in raw.split(";")]
+    if media_type.lower() != "application/json":
+        raise RequestError(415, "unsupported_media_type", f"content-type must be application/json, got {media_type!r}", "content-type")
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise RequestError(415, "unsupported_media_type", "JSON bodies must be UTF-8 (charset=utf-8)", "content-type")
+
+
+def body_bytes(event: dict[str, Any], max_bytes: int) -> bytes:
+    """The request body as bytes, base64-decoded if API Gateway encoded it."""
+    body = event.get("body")
+    if body is None:
+        raise RequestError(400, "invalid_json", "request body is empty; send a JSON object", "body")
+    if event.get("isBase64Encoded"):
+        # Cheap pre-check: base64 is 4 chars per 3 bytes; don't decode something far too big.
+        if len(body) // 4 * 3 > max_bytes + 3:
+            raise RequestError(413, "payload_too_large", f"body exceeds {max_bytes} bytes", "body")
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestError(400, "invalid_json", "body is marked base64 but is not valid base64", "body") from None
+    else:
+        raw = body.encode("utf-8")
+    if len(raw) > max_bytes:
+        raise RequestError(413, "payload_too_large", f"body is {len(raw)} bytes; the limit is {max_bytes}", "body")
+    return raw
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(400, "invalid_json", f"body is not valid UTF-8 (byte {exc.start})", "body") from None
+    if not text.strip():
+        raise RequestError(400, "invalid_json", "request body is empty; send a JSON object", "body")
+    try:
+        return json.loads(text, parse_constant=NonFinite)
+    except json.JSONDecodeError as exc:
+        raise RequestError(400, "invalid_json", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "body") from None
+    except RecursionError:
+        raise RequestError(400, "invalid_json", "JSON is nested too deeply", "body") from None
+
+
+def _field_path(parts: list[Any]) -> tuple[str, int | None]:
+    """['data', 'readings', '3', 'metrics', 'temp'] -> ('readings[3].metrics.temp', 3)."""
+    out = ""
+    index: int | None = None
+    previous = None
+    for part in parts[1:]:  # parts[0] is fastjsonschema's "data"
+        text = str(part)
+        if text.isdigit() and previous is not None:
+            out += f"[{text}]"
+            if previous == "readings" and index is None:
+                index = int(text)
+        else:
+            out += ("." if out else "") + text
+        previous = text
+    return out, index
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _schema_error(exc: fastjsonschema.JsonSchemaValueException) -> RequestError:
+    path, index = _field_path(list(exc.path or ["data"]))
+    definition = exc.definition if isinstance(exc.definition, dict) else {}
+    value = exc.value
+    message = exc.message.replace(exc.name, path or "body", 1) if exc.name else exc.message
+    if exc.rule == "type" and isinstance(value, NonFinite):
+        message = f"{path} is {value.literal}; only finite numbers are allowed"
+    elif exc.rule == "required" and isinstance(value, dict):
+        missing = [key for key in definition.get("required", []) if key not in value]
+        if missing:
+            path = _join(path, missing[0])
+            message = f"{path} is required"
+    elif exc.rule == "additionalProperties" and isinstance(value, dict):
+        extra = [key for key in value if key not in definition.get("properties", {})]
+        if extra:
+            path = _join(path, str(extra[0]))
+            message = f"{path} is not an allowed property"
+    elif exc.rule == "propertyNames" and isinstance(value, dict):
+        pattern = re.compile(definition.get("propertyNames", {}).get("pattern", ".*"))
+        bad = [key for key in value if not pattern.search(key)]
+        if bad:
+            path = _join(path, bad[0])
+            message = f"metric name {bad[0]!r} must match {pattern.pattern}"
+    return RequestError(400, "invalid_request", message, path or "body", index)
+
+
+def _check_number(value: int | float, field: str, index: int) -> None:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise RequestError(400, "invalid_request", f"{field} overflows to infinity; only finite numbers are allowed", field, index)
+        if value != 0 and not _DDB_MIN_ABS <= abs(value) < _DDB_MAX_ABS:
+            raise RequestError(400, "invalid_request", f"{field} is outside the storable range 1e-130..1e125", field, index)
+    elif abs(value) >= _DDB_MAX_INT:
+        raise RequestError(400, "invalid_request", f"{field} has more than 38 digits", field, index)
+
+
+def validate_document(
+    doc: Any,
+    *,
+    authorised_device_id: str,
+    max_readings: int,
+    now_ms: int,
+    max_age_s: int,
+    max_future_skew_s: int,
+) -> list[Reading]:
+    """Check a parsed body completely; return normalised readings or raise RequestError."""
+    readings = doc.get("readings") if isinstance(doc, dict) else None
+    if isinstance(readings, list) and len(readings) > max_readings:
+        raise RequestError(400, "invalid_request", f"{len(readings)} readings in one request; the limit is {max_readings}", "readings")
+    try:
+        _validate_schema(doc)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise _schema_error(exc) from None
+    claimed = doc.get("deviceId")
+    if claimed is not None and claimed != authorised_device_id:
+        raise RequestError(403, "device_mismatch", "deviceId in the body differs from the authenticated device", "deviceId")
+    oldest = now_ms - max_age_s * 1000
+    newest = now_ms + max_future_skew_s * 1000
+    out: list[Reading] = []
+    for i, item in enumerate(doc["readings"]):
+        ts = int(item["ts"])  # the schema allows 5.0 as an integer; store it as 5
+        if ts < oldest:
+            raise RequestError(400, "invalid_request", f"readings[{i}].ts is more than {max_age_s} s in the past", f"readings[{i}].ts", i)
+        if ts > newest:
+            raise RequestError(400, "invalid_request", f"readings[{i}].ts is more than {max_future_skew_s} s in the future", f"readings[{i}].ts", i)
+        for name, value in item["metrics"].items():
+            _check_number(value, f"readings[{i}].metrics.{name}", i)
+        out.append(Reading(ts=ts, seq=int(item.get("seq", 0)), metrics=dict(item["metrics"])))
+    return out
