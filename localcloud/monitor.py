@@ -13,10 +13,14 @@ Alarms: ``evaluate_alarms(now)`` reads the alarms back from the emulator with
 evaluation range ending at ``now`` (math in ``alarms.py``), writes changed
 states with ``set_alarm_state`` and publishes AWS's alarm notification JSON to
 each action topic. A background thread calls it every ``evaluation_interval_s``.
-Periods are the declared ones; tests make an alarm fire without waiting by
-putting datapoints timestamped inside the evaluation range, or by passing a
-``now`` of their choosing. Metric-math and anomaly-detection alarms are skipped
-(logged), because nothing in this project declares them.
+The statistics come from the samples held here (per-second aggregates kept for
+``RETENTION_S``, raw samples for percentiles), not from the emulator, because
+moto matches a *subset* of dimensions while CloudWatch requires the exact set
+(an alarm on TableName alone must not see TableName+Operation data; aws-facts.md
+section 1). Periods are the declared ones; tests make an alarm fire without
+waiting by calling ``put(..., timestamp=...)`` inside the evaluation range, or
+by passing a ``now`` of their choosing. Metric-math and anomaly-detection
+alarms are skipped (logged), because nothing in this project declares them.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from . import alarms
 
 log = logging.getLogger(__name__)
 
-RAW_RETENTION_S = 3600.0
+RETENTION_S = 6 * 3600.0  # longest alarm range evaluated exactly
 RAW_MAX_SAMPLES = 200_000
 MAX_DATUMS_PER_CALL = 1000  # PutMetricData limit
 
@@ -45,6 +49,33 @@ _REGION_NAMES = {
 }
 
 MetricKey = tuple[str, str, tuple[tuple[str, str], ...], str]
+SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+def _merge(table: dict[Any, list[float]], key: Any, value: float) -> None:
+    agg = table.get(key)
+    if agg is None:
+        table[key] = [1.0, value, value, value]
+    else:
+        agg[0] += 1
+        agg[1] += value
+        if value < agg[2]:
+            agg[2] = value
+        if value > agg[3]:
+            agg[3] = value
+
+
+def _from_aggregate(stat: str, agg: list[float]) -> float | None:
+    if not agg or agg[0] == 0:
+        return None
+    count, total, low, high = agg
+    return {"Sum": total, "SampleCount": count, "Average": total / count, "Maximum": high,
+            "Minimum": low}.get(stat) if stat in ("Sum", "SampleCount", "Average", "Maximum", "Minimum") \
+        else _unsupported(stat)
+
+
+def _unsupported(stat: str) -> float:
+    raise alarms.UnsupportedAlarm(f"unknown statistic {stat!r}")
 
 
 def aws_client(service: str, endpoint_url: str, region: str) -> Any:
@@ -71,8 +102,10 @@ class Monitor:
         self._cw = aws_client("cloudwatch", endpoint_url, region)
         self._sns = aws_client("sns", endpoint_url, region)
         self._lock = threading.Lock()
-        self._pending: dict[MetricKey, list[float]] = {}  # count, sum, min, max
-        self._raw: dict[tuple[str, str, tuple[tuple[str, str], ...]], collections.deque] = {}
+        self._pending: dict[tuple[MetricKey, int], list[float]] = {}  # count, sum, min, max
+        self._series: dict[SeriesKey, dict[int, list[float]]] = {}
+        self._raw: dict[SeriesKey, collections.deque] = {}
+        self._last_trim = time.monotonic()
         self._totals: collections.Counter[MetricKey] = collections.Counter()
         self._eval_lock = threading.Lock()
         self._stop = threading.Event()
@@ -82,24 +115,23 @@ class Monitor:
 
     # ---- metrics -------------------------------------------------------------------------
     def put(self, namespace: str, name: str, dimensions: dict[str, str], value: float,
-            unit: str = "None") -> None:
+            unit: str = "None", timestamp: float | None = None) -> None:
         """Record one sample; cheap and non-blocking apart from a short lock."""
         dims = tuple(sorted(dimensions.items()))
         key = (namespace, name, dims, unit)
-        now = time.time()
+        series_key = (namespace, name, dims)
+        now = time.time() if timestamp is None else timestamp
+        second = int(now)
         with self._lock:
-            agg = self._pending.get(key)
-            if agg is None:
-                self._pending[key] = [1.0, value, value, value]
-            else:
-                agg[0] += 1
-                agg[1] += value
-                agg[2] = min(agg[2], value)
-                agg[3] = max(agg[3], value)
+            _merge(self._pending, (key, second), value)
+            series = self._series.get(series_key)
+            if series is None:
+                series = self._series[series_key] = {}
+            _merge(series, second, value)
             self._totals[key] += value
-            raw = self._raw.get(key[:3])
+            raw = self._raw.get(series_key)
             if raw is None:
-                raw = self._raw[key[:3]] = collections.deque(maxlen=RAW_MAX_SAMPLES)
+                raw = self._raw[series_key] = collections.deque(maxlen=RAW_MAX_SAMPLES)
             raw.append((now, value))
 
     def total(self, namespace: str, name: str, dimensions: dict[str, str]) -> float:
@@ -112,18 +144,15 @@ class Monitor:
         """Send pending aggregates as statistic sets; returns the number of datums sent."""
         with self._lock:
             pending, self._pending = self._pending, {}
-            cutoff = time.time() - RAW_RETENTION_S
-            for raw in self._raw.values():
-                while raw and raw[0][0] < cutoff:
-                    raw.popleft()
+            if time.monotonic() - self._last_trim > 60:
+                self._trim()
         if not pending:
             return 0
-        stamp = datetime.now(timezone.utc)
         by_namespace: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-        for (namespace, name, dims, unit), (count, total, low, high) in pending.items():
+        for ((namespace, name, dims, unit), second), (count, total, low, high) in pending.items():
             by_namespace[namespace].append({
                 "MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dims],
-                "Timestamp": stamp, "Unit": unit,
+                "Timestamp": datetime.fromtimestamp(second, tz=timezone.utc), "Unit": unit,
                 "StatisticValues": {"SampleCount": count, "Sum": total, "Minimum": low, "Maximum": high},
             })
         sent = 0
@@ -138,11 +167,32 @@ class Monitor:
                     log.warning("put_metric_data failed for %s", namespace, exc_info=True)
         return sent
 
-    def raw_samples(self, namespace: str, name: str, dimensions: dict[str, str], start: float,
-                    end: float) -> list[float]:
+    def _trim(self) -> None:
+        """Forget aggregates older than the retention (caller holds the lock)."""
+        self._last_trim = time.monotonic()
+        cutoff = time.time() - RETENTION_S
+        for series in self._series.values():
+            for second in [s for s in series if s < cutoff]:
+                del series[second]
+        for raw in self._raw.values():
+            while raw and raw[0][0] < cutoff:
+                raw.popleft()
+
+    def window(self, namespace: str, name: str, dimensions: dict[str, str], start: float,
+               end: float) -> tuple[list[float], list[float]]:
+        """(per-second aggregates merged: [count, sum, min, max] or [], raw samples) in [start, end)."""
         key = (namespace, name, tuple(sorted(dimensions.items())))
+        merged: list[float] = []
         with self._lock:
-            return [v for t, v in self._raw.get(key, ()) if start <= t < end]
+            for second, (count, total, low, high) in self._series.get(key, {}).items():
+                if start <= second < end:
+                    if not merged:
+                        merged = [count, total, low, high]
+                    else:
+                        merged = [merged[0] + count, merged[1] + total, min(merged[2], low),
+                                  max(merged[3], high)]
+            raw = [v for t, v in self._raw.get(key, ()) if start <= t < end]
+        return merged, raw
 
     # ---- alarms --------------------------------------------------------------------------
     def evaluate_alarms(self, now: float | None = None) -> list[dict[str, Any]]:
@@ -179,37 +229,12 @@ class Monitor:
         for i in range(n - 1, -1, -1):
             w_end = end - i * period
             w_start = w_end - period
+            agg, raw = self.window(alarm["Namespace"], alarm["MetricName"], dims, w_start, w_end)
             if alarm.get("ExtendedStatistic"):
-                samples = self.raw_samples(alarm["Namespace"], alarm["MetricName"], dims, w_start, w_end)
-                values.append(alarms.statistic(alarm["ExtendedStatistic"], samples))
-                continue
-            stat = alarm["Statistic"]
-            points = self._cw.get_metric_statistics(
-                Namespace=alarm["Namespace"], MetricName=alarm["MetricName"],
-                Dimensions=alarm.get("Dimensions", []),
-                StartTime=datetime.fromtimestamp(w_start, tz=timezone.utc),
-                EndTime=datetime.fromtimestamp(w_end, tz=timezone.utc),
-                Period=period, Statistics=["SampleCount", "Sum", "Minimum", "Maximum"],
-            )["Datapoints"]
-            values.append(self._combine(stat, points))
+                values.append(alarms.statistic(alarm["ExtendedStatistic"], raw))
+            else:
+                values.append(_from_aggregate(alarm["Statistic"], agg))
         return values
-
-    @staticmethod
-    def _combine(stat: str, points: list[dict[str, Any]]) -> float | None:
-        count = sum(p.get("SampleCount", 0.0) for p in points)
-        if not points or count == 0:
-            return None
-        if stat == "Sum":
-            return sum(p["Sum"] for p in points)
-        if stat == "SampleCount":
-            return count
-        if stat == "Average":
-            return sum(p["Sum"] for p in points) / count
-        if stat == "Maximum":
-            return max(p["Maximum"] for p in points)
-        if stat == "Minimum":
-            return min(p["Minimum"] for p in points)
-        raise alarms.UnsupportedAlarm(f"unknown statistic {stat!r}")
 
     def _evaluate_one(self, alarm: dict[str, Any], now: float) -> dict[str, Any] | None:
         values = self.period_values(alarm, now)

@@ -130,24 +130,25 @@ def test_percentile_alarm_uses_raw_samples(endpoint: str) -> None:
     assert [c["AlarmName"] for c in monitor.evaluate_alarms()] == ["latency-p99-t2"]
 
 
-def test_datapoints_put_by_others_count_and_flush_uses_statistic_sets(endpoint: str) -> None:
+def test_exact_dimensions_backdated_samples_and_statistic_set_flush(endpoint: str) -> None:
     cw = client("cloudwatch", endpoint)
-    dims = [{"Name": "TableName", "Value": "t3"}, {"Name": "Operation", "Value": "BatchWriteItem"}]
-    cw.put_metric_alarm(AlarmName="ddb-t3", Namespace="AWS/DynamoDB", MetricName="SystemErrors", Dimensions=dims,
-                        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=0,
-                        ComparisonOperator="GreaterThanThreshold")
+    both = [{"Name": "TableName", "Value": "t3"}, {"Name": "Operation", "Value": "BatchWriteItem"}]
+    for name, dims in (("ddb-op-t3", both), ("ddb-table-only-t3", both[:1])):
+        cw.put_metric_alarm(AlarmName=name, Namespace="AWS/DynamoDB", MetricName="SystemErrors", Dimensions=dims,
+                            Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=0,
+                            ComparisonOperator="GreaterThanThreshold")
     monitor = Monitor(endpoint, "us-east-1")
-    assert [c["NewStateValue"] for c in monitor.evaluate_alarms()] == ["INSUFFICIENT_DATA"]  # default: missing
-    cw.put_metric_data(Namespace="AWS/DynamoDB", MetricData=[{
-        "MetricName": "SystemErrors", "Dimensions": dims, "Value": 2.0, "Unit": "Count",
-        "Timestamp": datetime.fromtimestamp(time.time() - 5, tz=timezone.utc)}])
-    assert [c["NewStateValue"] for c in monitor.evaluate_alarms()] == ["ALARM"]
+    first = {c["AlarmName"]: c["NewStateValue"] for c in monitor.evaluate_alarms()}
+    assert first == {"ddb-op-t3": "INSUFFICIENT_DATA", "ddb-table-only-t3": "INSUFFICIENT_DATA"}
+    monitor.put("AWS/DynamoDB", "SystemErrors", {"TableName": "t3", "Operation": "BatchWriteItem"}, 2.0, "Count",
+                timestamp=time.time() - 30)
+    # CloudWatch matches the exact dimension set: the TableName-only alarm sees nothing.
+    assert {c["AlarmName"]: c["NewStateValue"] for c in monitor.evaluate_alarms()} == {"ddb-op-t3": "ALARM"}
     for v in (1.0, 3.0, 5.0):
-        monitor.put("Test/T3", "Latency", {"X": "1"}, v, "Milliseconds")
+        monitor.put("Test/T3", "Latency", {"X": "1"}, v, "Milliseconds", timestamp=1_700_000_000.5)
     assert monitor.flush() == 1  # three samples, one statistic set
-    now = datetime.now(timezone.utc)
     point = cw.get_metric_statistics(Namespace="Test/T3", MetricName="Latency", Dimensions=[{"Name": "X", "Value": "1"}],
-                                     StartTime=datetime.fromtimestamp(now.timestamp() - 60, tz=timezone.utc),
-                                     EndTime=datetime.fromtimestamp(now.timestamp() + 60, tz=timezone.utc),
-                                     Period=120, Statistics=["SampleCount", "Sum", "Maximum"])["Datapoints"][0]
+                                     StartTime=datetime.fromtimestamp(1_699_999_990, tz=timezone.utc),
+                                     EndTime=datetime.fromtimestamp(1_700_000_010, tz=timezone.utc),
+                                     Period=60, Statistics=["SampleCount", "Sum", "Maximum"])["Datapoints"][0]
     assert (point["SampleCount"], point["Sum"], point["Maximum"]) == (3, 9, 5)
