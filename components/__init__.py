@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources for the ingest pipeline, one concern per module."""
