@@ -1,0 +1,149 @@
+"""Ingest: routing, every bad-input class (right status, field, nothing written), and the happy path."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from handlers.telemetry.config import IngestConfig
+from handlers.telemetry.ingest_app import IngestResult, handle
+from handlers_support import NOW_MS, VirtualTime, reading, stream_records, telemetry_event
+
+
+def run(event: dict[str, Any], kinesis: Any, config: IngestConfig, vtime: VirtualTime) -> IngestResult:
+    return handle(event, kinesis=kinesis, config=config, now_ms=NOW_MS, new_backoff=vtime.backoff)
+
+
+def body(result: IngestResult) -> dict[str, Any]:
+    return json.loads(result.response["body"])
+
+
+def test_health_touches_nothing(vtime: VirtualTime, ingest_config: IngestConfig) -> None:
+    class Untouchable:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"health check used kinesis.{name}")
+
+    event = {"version": "2.0", "routeKey": "GET /health", "rawPath": "/health", "requestContext": {}}
+    result = run(event, Untouchable(), ingest_config, vtime)
+    assert result.response["statusCode"] == 200
+    assert body(result) == {"status": "ok"}
+
+
+def test_unknown_route_is_404(kinesis: Any, vtime: VirtualTime, ingest_config: IngestConfig) -> None:
+    event = {"routeKey": "$default", "rawPath": "/nope", "requestContext": {"http": {"method": "GET", "path": "/nope"}}}
+    result = run(event, kinesis, ingest_config, vtime)
+    assert result.response["statusCode"] == 404
+    assert stream_records(kinesis) == []
+
+
+def test_valid_request_is_accepted_and_written(kinesis: Any, vtime: VirtualTime, ingest_config: IngestConfig) -> None:
+    readings = [reading(NOW_MS - i, seq=i, temp=20 + i) for i in range(5)]
+    result = run(telemetry_event({"deviceId": "dev-1", "readings": readings}), kinesis, ingest_config, vtime)
+    assert result.response["statusCode"] == 202
+    assert body(result) == {"accepted": 5, "records": 1, "requestId": "req-1"}
+    records = stream_records(kinesis)
+    assert len(records) == 1
+    assert records[0]["PartitionKey"] == "dev-1"
+    doc = json.loads(records[0]["Data"])
+    assert doc["v"] == 1 and doc["deviceId"] == "dev-1" and doc["requestId"] == "req-1" and doc["receivedAt"] == NOW_MS
+    assert [r["seq"] for r in doc["readings"]] == [0, 1, 2, 3, 4]
+    assert doc["readings"][2]["metrics"] == {"temp": 22}
+
+
+def test_base64_body_and_charset_are_accepted(kinesis: Any, vtime: VirtualTime, ingest_config: IngestConfig) -> None:
+    event = telemetry_event({"readings": [reading()]}, b64=True, content_type="application/json; charset=UTF-8")
+    result = run(event, kinesis, ingest_config, vtime)
+    assert result.response["statusCode"] == 202
+    assert len(stream_records(kinesis)) == 1
+
+
+def test_many_small_readings_cost_few_records(kinesis: Any, vtime: VirtualTime) -> None:
+    config = IngestConfig(stream_name="telemetry-test", max_readings=1000, max_body_bytes=1_000_000, max_age_s=3600)
+    readings = [reading(NOW_MS - i, seq=i, temp=21.5, hum=40.25, volt=3.3) for i in range(1000)]
+    result = run(telemetry_event({"readings": readings}), kinesis, config, vtime)
+    assert result.response["statusCode"] == 202
+    records = stream_records(kinesis)
+    assert body(result)["records"] == len(records)
+    # No record above one 25 KB payload unit (data + partition key) ...
+    assert all(len(r["Data"]) + len("dev-1") <= 25_000 for r in records)
+    # ... and each record is full: the next record's first reading would not have fitted into it.
+    for current, following in zip(records, records[1:]):
+        first = json.dumps(json.loads(following["Data"])["readings"][0], separators=(",", ":"))
+        assert len(current["Data"]) + 1 + len(first) + len("dev-1") > 25_000
+    assert len(records) >= 2
+    assert sum(len(json.loads(r["Data"])["readings"]) for r in records) == 1000
+
+
+# Each case: (event, expected status, error code, field, index)
+BAD_INPUTS: dict[str, tuple[dict[str, Any], int, str, str | None, int | None]] = {
+    "malformed json": (telemetry_event('{"readings": [', raw=True), 400, "invalid_json", "body", None),
+    "empty body": (telemetry_event("", raw=True), 400, "invalid_json", "body", None),
+    "invalid base64": ({**telemetry_event({}), "body": "@@@not base64", "isBase64Encoded": True}, 400, "invalid_json", "body", None),
+    "invalid utf-8": (telemetry_event(b"\xff\xfe{}", raw=True, b64=True), 400, "invalid_json", "body", None),
+    "not an object": (telemetry_event([1, 2]), 400, "invalid_request", "body", None),
+    "missing readings": (telemetry_event({"deviceId": "dev-1"}), 400, "invalid_request", "readings", None),
+    "unknown property": (telemetry_event({"readings": [reading()], "extra": 1}), 400, "invalid_request", "extra", None),
+    "readings not a list": (telemetry_event({"readings": {"ts": 1}}), 400, "invalid_request", "readings", None),
+    "empty readings": (telemetry_event({"readings": []}), 400, "invalid_request", "readings", None),
+    "too many readings": (telemetry_event({"readings": [reading(seq=i) for i in range(101)]}), 400, "invalid_request", "readings", None),
+    "ts is a string": (telemetry_event({"readings": [reading(), {"ts": "now", "metrics": {"t": 1}}]}), 400, "invalid_request", "readings[1].ts", 1),
+    "ts missing": (telemetry_event({"readings": [{"metrics": {"t": 1}}]}), 400, "invalid_request", "readings[0].ts", 0),
+    "negative seq": (telemetry_event({"readings": [reading(seq=-1)]}), 400, "invalid_request", "readings[0].seq", 0),
+    "metric is a string": (telemetry_event({"readings": [reading(), reading(), reading(), reading(temp="hot")]}), 400, "invalid_request", "readings[3].metrics.temp", 3),
+    "metric is a bool": (telemetry_event({"readings": [reading(on=True)]}), 400, "invalid_request", "readings[0].metrics.on", 0),
+    "no metrics": (telemetry_event({"readings": [{"ts": NOW_MS, "metrics": {}}]}), 400, "invalid_request", "readings[0].metrics", 0),
+    "NaN literal": (telemetry_event('{"readings": [{"ts": %d, "metrics": {"temp": NaN}}]}' % NOW_MS, raw=True), 400, "invalid_request", "readings[0].metrics.temp", 0),
+    "Infinity literal": (telemetry_event('{"readings": [{"ts": %d, "metrics": {"a": 1, "b": -Infinity}}]}' % NOW_MS, raw=True), 400, "invalid_request", "readings[0].metrics.b", 0),
+    "overflow to infinity": (telemetry_event('{"readings": [{"ts": %d, "metrics": {"big": 1e400}}]}' % NOW_MS, raw=True), 400, "invalid_request", "readings[0].metrics.big", 0),
+    "beyond DynamoDB range": (telemetry_event({"readings": [reading(huge=1e200)]}), 400, "invalid_request", "readings[0].metrics.huge", 0),
+    "bad metric name": (telemetry_event({"readings": [reading(), {"ts": NOW_MS, "metrics": {"ok": 1, "bad name!": 2}}]}), 400, "invalid_request", "readings[1].metrics.bad name!", 1),
+    "ts too old": (telemetry_event({"readings": [reading(), reading(NOW_MS - 3601_000)]}), 400, "invalid_request", "readings[1].ts", 1),
+    "ts too far in future": (telemetry_event({"readings": [reading(NOW_MS + 61_000)]}), 400, "invalid_request", "readings[0].ts", 0),
+    "oversized body": (telemetry_event({"readings": [reading(pad=1)], "deviceId": "x" * 70_000}), 413, "payload_too_large", "body", None),
+    "oversized base64 body": (telemetry_event({"readings": [reading()], "deviceId": "x" * 70_000}, b64=True), 413, "payload_too_large", "body", None),
+    "wrong content type": (telemetry_event({"readings": [reading()]}, content_type="text/plain"), 415, "unsupported_media_type", "content-type", None),
+    "missing content type": (telemetry_event({"readings": [reading()]}, content_type=None), 415, "unsupported_media_type", "content-type", None),
+    "non-utf8 charset": (telemetry_event({"readings": [reading()]}, content_type="application/json; charset=latin-1"), 415, "unsupported_media_type", "content-type", None),
+    "spoofed deviceId": (telemetry_event({"deviceId": "dev-2", "readings": [reading()]}), 403, "device_mismatch", "deviceId", None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_rejected_naming_the_field_and_writes_nothing(
+    case: str, kinesis: Any, vtime: VirtualTime, ingest_config: IngestConfig
+) -> None:
+    event, status, error, field, index = BAD_INPUTS[case]
+    result = run(event, kinesis, ingest_config, vtime)
+    assert result.response["statusCode"] == status, body(result)
+    assert result.response["headers"]["content-type"] == "application/json"
+    payload = body(result)
+    assert payload["error"] == error
+    assert payload["field"] == field
+    assert payload.get("index") == index
+    assert isinstance(payload["message"], str) and payload["message"]
+    assert result.rejected_request and result.accepted == 0
+    assert stream_records(kinesis) == []
+
+
+def test_one_bad_reading_rejects_the_whole_request(kinesis: Any, vtime: VirtualTime, ingest_config: IngestConfig) -> None:
+    readings = [reading(seq=i) for i in range(10)] + [{"ts": NOW_MS, "metrics": {"t": "x"}}]
+    result = run(telemetry_event({"readings": readings}), kinesis, ingest_config, vtime)
+    assert result.response["statusCode"] == 400
+    assert result.rejected_readings == 11
+    assert stream_records(kinesis) == []
+
+
+def test_request_without_authorizer_context_is_refused(kinesis: Any, vtime: VirtualTime, ingest_config: IngestConfig) -> None:
+    result = run(telemetry_event({"readings": [reading()]}, device_id=None), kinesis, ingest_config, vtime)
+    assert result.response["statusCode"] == 500
+    assert stream_records(kinesis) == []
+
+
+def test_float_integer_ts_is_normalised(kinesis: Any, vtime: VirtualTime, ingest_config: IngestConfig) -> None:
+    event = telemetry_event('{"readings": [{"ts": %d.0, "seq": 2.0, "metrics": {"t": 1}}]}' % NOW_MS, raw=True)
+    result = run(event, kinesis, ingest_config, vtime)
+    assert result.response["statusCode"] == 202
+    doc = json.loads(stream_records(kinesis)[0]["Data"])
+    assert doc["readings"][0]["ts"] == NOW_MS and isinstance(doc["readings"][0]["ts"], int)
+    assert doc["readings"][0]["seq"] == 2 and isinstance(doc["readings"][0]["seq"], int)
