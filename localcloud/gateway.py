@@ -1,0 +1,367 @@
+"""The HTTP API's data plane: serves the provisioned ApiSpec over real HTTP.
+
+Order of processing, as API Gateway does it: stage throttle (token bucket,
+429) -> route match (404) -> payload cap (413) -> Lambda authorizer with cache
+(401/403/500) -> Lambda proxy integration (payload format 2.0) -> response
+mapping. Status codes of the gateway's own errors:
+- function error, throttled function, malformed response: 500 Internal Server Error
+  (https://repost.aws/knowledge-center/api-gateway-5xx-error)
+- integration timeout (route timeout, at most 30 s): 504
+  (https://repost.aws/knowledge-center/api-gateway-504-errors), body
+  {"message":"Service Unavailable"} as HTTP APIs send it.
+Stage throttling: both burst and rate unset -> no local limit (AWS account
+limits); exactly one unset -> that value is 0 and every request gets 429, the
+documented pitfall (aws-facts.md section 2).
+
+Access log: one line per request in the stage's access_log_format, with
+$context variables substituted ("-" when unknown), appended to
+``<log_dir>/access.log``. Metrics: AWS/ApiGateway Count, 4xx, 5xx, Latency,
+IntegrationLatency with dimensions ApiId + Stage.
+Request bodies must carry Content-Length (chunked uploads get 411 locally).
+"""
+from __future__ import annotations
+
+import base64
+import os
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from . import apigw_events as ev
+from .model import ApiSpec, AuthorizerSpec, FunctionSpec
+from .runner import LambdaRunner, MetricSink, NullSink, default_log_dir
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API quota
+MAX_INTEGRATION_TIMEOUT_S = 30.0
+AUTHORIZER_TIMEOUT_S = 10.0
+ACCOUNT_ID = "123456789012"
+
+
+class TokenBucket:
+    """Stage throttle: capacity ``burst`` tokens refilled at ``rate`` per second."""
+
+    def __init__(self, rate: float, burst: int, clock: Any = time.monotonic) -> None:
+        self.rate = max(0.0, float(rate))
+        self.burst = max(0, int(burst))
+        self._clock = clock
+        self._tokens = float(self.burst)
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            return False
+
+
+class AuthorizerCache:
+    """Authorizer results by identity-source values, for cache_ttl_s seconds."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._entries: dict[tuple[str, tuple[str, ...]], tuple[float, bool, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, authorizer_id: str, identity: list[str]) -> tuple[bool, dict[str, Any]] | None:
+        with self._lock:
+            entry = self._entries.get((authorizer_id, tuple(identity)))
+            if entry is None:
+                return None
+            expires, allowed, context = entry
+            if self._clock() >= expires:
+                del self._entries[(authorizer_id, tuple(identity))]
+                return None
+            return allowed, context
+
+    def put(self, authorizer_id: str, identity: list[str], ttl_s: int, allowed: bool,
+            context: dict[str, Any]) -> None:
+        if ttl_s <= 0:
+            return
+        with self._lock:
+            if len(self._entries) > 100_000:
+                self._entries.clear()
+            self._entries[(authorizer_id, tuple(identity))] = (self._clock() + ttl_s, allowed, context)
+
+
+class AccessLog:
+    """Writes the stage's access log format with $context variables substituted."""
+
+    VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_.]+)")
+
+    def __init__(self, path: Path, fmt: str | None) -> None:
+        self.fmt = fmt
+        self._lock = threading.Lock()
+        self._file = None
+        if fmt:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "a", encoding="utf-8", buffering=1)
+
+    def write(self, variables: dict[str, Any]) -> None:
+        if self._file is None or self.fmt is None:
+            return
+        line = self.VARIABLE.sub(lambda m: _fmt(variables.get(m.group(1))), self.fmt)
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(line.replace("\n", " ") + "\n")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+
+
+def _fmt(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    return str(value)
+
+
+def _request_id() -> str:
+    """HTTP API request ids look like 'JKJaXmPLvHcESHA=' (also sent as apigw-requestid)."""
+    return base64.b64encode(os.urandom(10)).decode()[:15] + "="
+
+
+class Gateway:
+    """One HTTP server per ApiSpec (its $default stage)."""
+
+    def __init__(self, api: ApiSpec, runner: LambdaRunner, functions: dict[str, FunctionSpec], *,
+                 region: str, host: str = "127.0.0.1", port: int = 0, sink: MetricSink | None = None,
+                 log_dir: Path | None = None, account_id: str = ACCOUNT_ID) -> None:
+        self.api = api
+        self.runner = runner
+        self.functions = functions
+        self.region = region
+        self.account_id = account_id
+        self.sink = sink or NullSink()
+        self.cache = AuthorizerCache()
+        self.bucket: TokenBucket | None = None
+        if api.throttle_burst is not None or api.throttle_rate is not None:
+            self.bucket = TokenBucket(api.throttle_rate or 0.0, api.throttle_burst or 0)
+        self.access_log = AccessLog((log_dir or default_log_dir()) / "access.log", api.access_log_format)
+        self._dims = {"ApiId": api.api_id, "Stage": api.stage}
+        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._server.daemon_threads = True
+        self._server.request_queue_size = 128
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = self._server.server_address[0]
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                            name=f"gateway-{self.api.api_id}", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._server.server_close()
+        self.access_log.close()
+
+    # ---- request processing ----------------------------------------------------------------
+    def handle(self, request: ev.HttpRequest) -> ev.HttpResponse:
+        started = time.perf_counter()
+        request.request_id = request.request_id or _request_id()
+        variables: dict[str, Any] = {
+            "requestId": request.request_id, "extendedRequestId": request.request_id,
+            "apiId": self.api.api_id, "stage": self.api.stage, "httpMethod": request.method,
+            "path": request.raw_path, "protocol": request.protocol,
+            "identity.sourceIp": request.source_ip,
+            "identity.userAgent": request.header_map().get("user-agent"),
+            "requestTime": ev.request_time(request.time_epoch_ms), "requestTimeEpoch": request.time_epoch_ms // 1000,
+            "domainName": request.header_map().get("host"),
+        }
+        response = self._process(request, variables)
+        latency_ms = (time.perf_counter() - started) * 1000
+        response.headers.append(("apigw-requestid", request.request_id))
+        variables.update({"status": response.status, "responseLength": len(response.body),
+                          "responseLatency": round(latency_ms)})
+        self.access_log.write(variables)
+        self.sink.put("AWS/ApiGateway", "Count", self._dims, 1.0, "Count")
+        self.sink.put("AWS/ApiGateway", "4xx", self._dims, 1.0 if 400 <= response.status < 500 else 0.0, "Count")
+        self.sink.put("AWS/ApiGateway", "5xx", self._dims, 1.0 if response.status >= 500 else 0.0, "Count")
+        self.sink.put("AWS/ApiGateway", "Latency", self._dims, latency_ms, "Milliseconds")
+        return response
+
+    def _process(self, request: ev.HttpRequest, variables: dict[str, Any]) -> ev.HttpResponse:
+        if self.bucket is not None and not self.bucket.take():
+            variables["error.message"] = "Too Many Requests"
+            variables["error.responseType"] = "THROTTLED"
+            return ev.gateway_error(429, "Too Many Requests")
+        cors = self._cors_preflight(request)
+        if cors is not None:
+            return cors
+        match = ev.match_route(self.api.routes, request.method, request.raw_path)
+        if match is None:
+            variables["error.message"] = "Not Found"
+            return ev.gateway_error(404, "Not Found")
+        variables["routeKey"] = match.route.route_key
+        if len(request.body) > MAX_PAYLOAD_BYTES:
+            return ev.gateway_error(413, "Request Entity Too Large")
+        authorizer_context: dict[str, Any] | None = None
+        if match.route.authorizer is not None:
+            denied, authorizer_context = self._authorize(match.route.authorizer, request, match, variables)
+            if denied is not None:
+                return denied
+        response = self._integrate(request, match, authorizer_context, variables)
+        self._add_cors_headers(request, response)
+        return response
+
+    def _authorize(self, spec: AuthorizerSpec, request: ev.HttpRequest, match: ev.RouteMatch,
+                   variables: dict[str, Any]) -> tuple[ev.HttpResponse | None, dict[str, Any] | None]:
+        identity = ev.identity_values(spec.identity_sources, request)
+        if identity is None:
+            variables["error.message"] = "Unauthorized"
+            return ev.gateway_error(401, "Unauthorized"), None
+        cached = self.cache.get(spec.authorizer_id, identity)
+        if cached is None:
+            event = ev.build_authorizer_event(request, match, identity, api_id=self.api.api_id,
+                                              stage=self.api.stage, account_id=self.account_id, region=self.region)
+            started = time.perf_counter()
+            result = self.runner.invoke(spec.function, event, timeout_s=AUTHORIZER_TIMEOUT_S)
+            variables["authorizer.latency"] = round((time.perf_counter() - started) * 1000)
+            if not result.ok:
+                variables["authorizer.error"] = result.error_message
+                return ev.gateway_error(500, "Internal Server Error"), None
+            try:
+                allowed, context = ev.authorizer_decision(result.payload, simple=spec.simple_responses,
+                                                          route_arn=event["routeArn"])
+            except ev.MalformedAuthorizerResponse as exc:
+                variables["authorizer.error"] = str(exc)
+                return ev.gateway_error(500, "Internal Server Error"), None
+            self.cache.put(spec.authorizer_id, identity, spec.cache_ttl_s, allowed, context)
+        else:
+            allowed, context = cached
+        variables["authorizer.status"] = 200 if allowed else 403
+        for key, value in context.items():
+            variables[f"authorizer.{key}"] = value
+        if not allowed:
+            variables["error.message"] = "Forbidden"
+            return ev.gateway_error(403, "Forbidden"), None
+        return None, context
+
+    def _integrate(self, request: ev.HttpRequest, match: ev.RouteMatch, authorizer_context: dict[str, Any] | None,
+                   variables: dict[str, Any]) -> ev.HttpResponse:
+        route = match.route
+        event = ev.build_event(request, match, api_id=self.api.api_id, stage=self.api.stage,
+                               account_id=self.account_id, authorizer_context=authorizer_context)
+        integration_limit = min(MAX_INTEGRATION_TIMEOUT_S, (route.integration_timeout_ms or 30000) / 1000)
+        function_timeout = self.runner.spec(route.function).timeout_s
+        started = time.perf_counter()
+        result = self.runner.invoke(route.function, event, timeout_s=integration_limit)
+        latency = (time.perf_counter() - started) * 1000
+        self.sink.put("AWS/ApiGateway", "IntegrationLatency", self._dims, latency, "Milliseconds")
+        variables["integrationLatency"] = variables["integration.latency"] = round(latency)
+        variables["integration.requestId"] = result.request_id
+        if result.error_type == "Sandbox.Timedout" and integration_limit < function_timeout:
+            variables["integrationErrorMessage"] = variables["integration.error"] = "integration timeout"
+            return ev.gateway_error(504, "Service Unavailable")
+        if not result.ok:
+            variables["integrationStatus"] = 200 if not result.throttled else 429
+            variables["integrationErrorMessage"] = variables["integration.error"] = result.error_message
+            return ev.gateway_error(500, "Internal Server Error")
+        variables["integrationStatus"] = 200
+        try:
+            response = ev.map_lambda_response(result.payload)
+        except ev.MalformedLambdaResponse as exc:
+            variables["integrationErrorMessage"] = variables["integration.error"] = str(exc)
+            return ev.gateway_error(500, "Internal Server Error")
+        variables["integration.status"] = response.status
+        return response
+
+    # ---- CORS (only when the API declares corsConfiguration) --------------------------------
+    def _cors_preflight(self, request: ev.HttpRequest) -> ev.HttpResponse | None:
+        cors = self.api.cors
+        headers = request.header_map()
+        if not cors or request.method != "OPTIONS" or "origin" not in headers \
+                or "access-control-request-method" not in headers:
+            return None
+        response = ev.HttpResponse(204, [], b"")
+        self._add_cors_headers(request, response)
+        methods = cors.get("allowMethods") or []
+        allow_headers = cors.get("allowHeaders") or []
+        if methods:
+            response.headers.append(("Access-Control-Allow-Methods", ",".join(methods)))
+        if allow_headers:
+            response.headers.append(("Access-Control-Allow-Headers", ",".join(allow_headers)))
+        if cors.get("maxAge") is not None:
+            response.headers.append(("Access-Control-Max-Age", str(int(cors["maxAge"]))))
+        return response
+
+    def _add_cors_headers(self, request: ev.HttpRequest, response: ev.HttpResponse) -> None:
+        cors = self.api.cors
+        origin = request.header_map().get("origin")
+        if not cors or not origin:
+            return
+        allowed = cors.get("allowOrigins") or []
+        if "*" in allowed or origin in allowed:
+            response.headers.append(("Access-Control-Allow-Origin", "*" if "*" in allowed else origin))
+            if cors.get("allowCredentials"):
+                response.headers.append(("Access-Control-Allow-Credentials", "true"))
+            expose = cors.get("exposeHeaders") or []
+            if expose:
+                response.headers.append(("Access-Control-Expose-Headers", ",".join(expose)))
+
+
+def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, so device clients can reuse connections
+        server_version = "localcloud-apigw"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            return None  # the access log is the record of requests
+
+        def _serve(self) -> None:
+            path, _, query = self.path.partition("?")
+            length_header = self.headers.get("Content-Length")
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                self._send(ev.gateway_error(411, "Length Required"), close=True)
+                return
+            try:
+                length = int(length_header) if length_header else 0
+            except ValueError:
+                self._send(ev.gateway_error(400, "Bad Request"), close=True)
+                return
+            if length > MAX_PAYLOAD_BYTES:
+                self._send(ev.gateway_error(413, "Request Entity Too Large"), close=True)
+                return
+            body = self.rfile.read(length) if length else b""
+            request = ev.HttpRequest(method=self.command, raw_path=path or "/", raw_query=query,
+                                     headers=list(self.headers.items()), body=body,
+                                     source_ip=self.client_address[0], protocol=self.request_version)
+            self._send(gateway.handle(request))
+
+        def _send(self, response: ev.HttpResponse, close: bool = False) -> None:
+            self.send_response(response.status)
+            for name, value in response.headers:
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            if close:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    return Handler

@@ -1,0 +1,262 @@
+"""Gateway: payload 2.0 events, authorizer (401/403/500, cache), response mapping,
+stage throttling, 404, access log and metrics, over real HTTP on loopback."""
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localcloud import apigw_events as ev
+from localcloud.gateway import Gateway, TokenBucket
+from localcloud.model import ApiSpec, AuthorizerSpec, FunctionSpec, RouteSpec
+from localcloud.runner import LambdaRunner
+
+AUTHORIZER = '''
+import json, os
+CALLS = 0
+def handler(event, context):
+    global CALLS
+    CALLS += 1
+    device = event["headers"].get("x-device-id")
+    key = event["headers"].get("x-device-key")
+    with open(os.environ["AUTH_LOG"], "a") as f:
+        f.write(json.dumps(event) + "\\n")
+    if key == "explode":
+        raise RuntimeError("authorizer bug")
+    if key == "garbage":
+        return {"nope": 1}
+    return {"isAuthorized": key == "good", "context": {"deviceId": device, "calls": CALLS}}
+'''
+
+APP = '''
+import base64, json, time
+def handler(event, context):
+    mode = event.get("queryStringParameters", {}).get("mode", "echo")
+    if mode == "echo":
+        return {"statusCode": 202, "headers": {"x-extra": "1"}, "cookies": ["a=b"], "body": json.dumps(event)}
+    if mode == "plain":
+        return {"hello": "world"}
+    if mode == "string":
+        return "just text"
+    if mode == "binary":
+        return {"statusCode": 200, "headers": {"content-type": "application/octet-stream"},
+                "body": base64.b64encode(b"\\x00\\x01").decode(), "isBase64Encoded": True}
+    if mode == "bad":
+        return {"statusCode": "abc"}
+    if mode == "fail":
+        raise ValueError("integration bug")
+    if mode == "slow":
+        time.sleep(3)
+    return {"statusCode": 200}
+'''
+
+FORMAT = '{"requestId":"$context.requestId","status":"$context.status","routeKey":"$context.routeKey",' \
+         '"ip":"$context.identity.sourceIp","device":"$context.authorizer.deviceId","err":"$context.error.message"}'
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.points: list[tuple[str, str, dict[str, str], float]] = []
+        self._lock = threading.Lock()
+
+    def put(self, namespace: str, name: str, dimensions: dict[str, str], value: float,
+            unit: str = "None") -> None:
+        with self._lock:
+            self.points.append((namespace, name, dict(dimensions), value))
+
+    def total(self, name: str) -> float:
+        return sum(v for ns, n, d, v in self.points if n == name and ns == "AWS/ApiGateway"
+                   and d == {"ApiId": "api1", "Stage": "$default"})
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("gw")
+    code = tmp / "code"
+    code.mkdir()
+    (code / "auth.py").write_text(AUTHORIZER)
+    (code / "app.py").write_text(APP)
+    auth_log = tmp / "auth-events.jsonl"
+    functions = {
+        "auth": FunctionSpec("auth", "arn:auth", "auth.handler", code, {"AUTH_LOG": str(auth_log)}, 3, 128, None),
+        "app": FunctionSpec("app", "arn:app", "app.handler", code, {}, 5, 128, None),
+    }
+    authorizer = AuthorizerSpec("authz1", "auth", ("$request.header.x-device-id", "$request.header.x-device-key"),
+                                cache_ttl_s=300, payload_format_version="2.0", simple_responses=True)
+    api = ApiSpec(api_id="api1", name="t", stage="$default", routes=(
+        RouteSpec("POST /v1/telemetry", "app", "2.0", 30000, authorizer),
+        RouteSpec("GET /health", "app", "2.0", 30000),
+        RouteSpec("GET /items/{id}", "app", "2.0", 1000),
+    ), throttle_burst=None, throttle_rate=None, access_log_group="/aws/apigw/t", access_log_format=FORMAT)
+    sink = RecordingSink()
+    runner = LambdaRunner(functions, "http://127.0.0.1:1", "us-east-1", sink=sink, log_dir=tmp / "logs")
+    runner.start()
+    gateway = Gateway(api, runner, functions, region="us-east-1", sink=sink, log_dir=tmp / "logs")
+    gateway.start()
+    yield {"gateway": gateway, "sink": sink, "auth_log": auth_log, "tmp": tmp, "runner": runner}
+    gateway.stop()
+    runner.stop()
+
+
+def request(gw: Gateway, method: str, path: str, body: bytes | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+GOOD = {"x-device-id": "dev-1", "x-device-key": "good", "content-type": "application/json"}
+
+
+def test_event_shape_payload_v2(env: dict[str, Any]) -> None:
+    status, headers, body = request(env["gateway"], "POST", "/v1/telemetry?a=1&a=2&b=",
+                                    b'{"readings":[]}', {**GOOD, "cookie": "c1=v1; c2=v2", "x-multi": "one",
+                                                         "user-agent": "dev/1.0"})
+    assert status == 202 and headers["x-extra"] == "1" and headers["set-cookie"] == "a=b"
+    assert headers["apigw-requestid"]
+    event = json.loads(body)
+    assert event["version"] == "2.0" and event["routeKey"] == "POST /v1/telemetry"
+    assert event["rawPath"] == "/v1/telemetry" and event["rawQueryString"] == "a=1&a=2&b="
+    assert event["queryStringParameters"] == {"a": "1,2", "b": ""}
+    assert event["cookies"] == ["c1=v1", "c2=v2"]
+    assert event["headers"]["x-device-id"] == "dev-1" and "cookie" not in event["headers"]
+    assert event["body"] == '{"readings":[]}' and event["isBase64Encoded"] is False
+    assert "pathParameters" not in event and "stageVariables" not in event  # empty parts are absent
+    ctx = event["requestContext"]
+    assert ctx["authorizer"]["lambda"]["deviceId"] == "dev-1"
+    assert ctx["apiId"] == "api1" and ctx["stage"] == "$default" and ctx["routeKey"] == "POST /v1/telemetry"
+    assert ctx["http"] == {"method": "POST", "path": "/v1/telemetry", "protocol": "HTTP/1.1",
+                           "sourceIp": "127.0.0.1", "userAgent": "dev/1.0"}
+    assert ctx["requestId"] == headers["apigw-requestid"] and ctx["accountId"] == "123456789012"
+    assert time.strptime(ctx["time"], "%d/%b/%Y:%H:%M:%S +0000")
+    assert abs(ctx["timeEpoch"] - time.time() * 1000) < 10_000
+    assert ctx["domainName"].startswith("127.0.0.1") and ctx["domainPrefix"]
+
+
+def test_binary_body_is_base64_and_path_parameters(env: dict[str, Any]) -> None:
+    status, _, body = request(env["gateway"], "GET", "/items/42", b"\x00\xff", {"content-type": "application/octet-stream"})
+    event = json.loads(body)
+    assert status == 202 and event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == b"\x00\xff"
+    assert event["pathParameters"] == {"id": "42"} and event["routeKey"] == "GET /items/{id}"
+
+
+def test_authorizer_401_403_500_and_cache(env: dict[str, Any]) -> None:
+    gw, log = env["gateway"], env["auth_log"]
+    calls_before = len(log.read_text().splitlines()) if log.exists() else 0
+    assert request(gw, "POST", "/v1/telemetry", b"{}", {"x-device-id": "dev-2"})[:1] == (401,)
+    status, _, body = request(gw, "POST", "/v1/telemetry", b"{}", {"x-device-id": "dev-2", "x-device-key": ""})
+    assert (status, json.loads(body)) == (401, {"message": "Unauthorized"})
+    assert (len(log.read_text().splitlines()) if log.exists() else 0) == calls_before  # never called
+    status, _, body = request(gw, "POST", "/v1/telemetry", b"{}", {"x-device-id": "dev-2", "x-device-key": "bad"})
+    assert (status, json.loads(body)) == (403, {"message": "Forbidden"})
+    status, _, body = request(gw, "POST", "/v1/telemetry", b"{}", {"x-device-id": "dev-2", "x-device-key": "explode"})
+    assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+    assert request(gw, "POST", "/v1/telemetry", b"{}", {"x-device-id": "dev-2", "x-device-key": "garbage"})[0] == 500
+    # Cache: the same identity is answered without calling the authorizer again.
+    for _ in range(3):
+        assert request(gw, "POST", "/v1/telemetry", b"{}", {"x-device-id": "dev-3", "x-device-key": "good"})[0] == 202
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    dev3 = [e for e in events if e["headers"].get("x-device-id") == "dev-3"]
+    assert len(dev3) == 1
+    auth_event = dev3[0]
+    assert auth_event["type"] == "REQUEST" and auth_event["version"] == "2.0"
+    assert auth_event["identitySource"] == ["dev-3", "good"]
+    assert auth_event["routeArn"] == "arn:aws:execute-api:us-east-1:123456789012:api1/$default/POST/v1/telemetry"
+
+
+def test_response_mapping_rules(env: dict[str, Any]) -> None:
+    gw = env["gateway"]
+    status, headers, body = request(gw, "GET", "/health?mode=plain")
+    assert (status, json.loads(body), headers["content-type"]) == (200, {"hello": "world"}, "application/json")
+    status, _, body = request(gw, "GET", "/health?mode=string")
+    assert (status, body) == (200, b"just text")
+    status, headers, body = request(gw, "GET", "/health?mode=binary")
+    assert (status, body, headers["content-type"]) == (200, b"\x00\x01", "application/octet-stream")
+    assert request(gw, "GET", "/health?mode=bad")[0] == 500
+    status, _, body = request(gw, "GET", "/health?mode=fail")
+    assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+    status, _, body = request(gw, "GET", "/items/1?mode=slow")  # route timeout 1 s < function timeout 5 s
+    assert status == 504
+    status, _, body = request(gw, "GET", "/nowhere")
+    assert (status, json.loads(body)) == (404, {"message": "Not Found"})
+    assert request(gw, "DELETE", "/health")[0] == 404
+
+
+def test_access_log_and_metrics(env: dict[str, Any]) -> None:
+    gw, sink = env["gateway"], env["sink"]
+    before_count, before_4xx = sink.total("Count"), sink.total("4xx")
+    status, headers, _ = request(gw, "POST", "/v1/telemetry", b"{}", {"x-device-id": "dev-9", "x-device-key": "good"})
+    request(gw, "GET", "/missing")
+    assert sink.total("Count") == before_count + 2 and sink.total("4xx") == before_4xx + 1
+    assert any(n == "IntegrationLatency" for _, n, _, _ in sink.points)
+    lines = [json.loads(line) for line in (env["tmp"] / "logs" / "access.log").read_text().splitlines()]
+    mine = [line for line in lines if line["requestId"] == headers["apigw-requestid"]][0]
+    assert mine == {"requestId": headers["apigw-requestid"], "status": "202", "routeKey": "POST /v1/telemetry",
+                    "ip": "127.0.0.1", "device": "dev-9", "err": "-"}
+    assert any(line["status"] == "404" and line["err"] == "Not Found" for line in lines)
+
+
+def test_stage_throttle_429_at_burst_then_rate(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(APP)
+    functions = {"app": FunctionSpec("app", "arn:app", "app.handler", code, {}, 5, 128, None)}
+    api = ApiSpec("api2", "t", "$default", (RouteSpec("GET /health", "app", "2.0", 30000),),
+                  throttle_burst=5, throttle_rate=2.0)
+    runner = LambdaRunner(functions, "http://127.0.0.1:1", "us-east-1", log_dir=tmp_path / "logs")
+    runner.start()
+    gw = Gateway(api, runner, functions, region="us-east-1", log_dir=tmp_path / "logs")
+    gw.start()
+    try:
+        statuses = [request(gw, "GET", "/health?mode=ok")[0] for _ in range(8)]
+        assert statuses[:5] == [200] * 5 and 429 in statuses[5:]
+        status, _, body = request(gw, "GET", "/health?mode=ok")
+        assert (status, json.loads(body)) == (429, {"message": "Too Many Requests"})
+        time.sleep(0.6)  # rate 2/s refills one token
+        assert request(gw, "GET", "/health?mode=ok")[0] == 200
+    finally:
+        gw.stop()
+        runner.stop()
+
+
+def test_token_bucket_math_and_half_configured_stage() -> None:
+    now = [0.0]
+    bucket = TokenBucket(rate=10, burst=3, clock=lambda: now[0])
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    now[0] += 0.1
+    assert bucket.take() and not bucket.take()
+    zero = TokenBucket(rate=100, burst=0, clock=lambda: now[0])  # burst unset -> 0: everything throttled
+    assert not zero.take()
+
+
+def test_route_matching_precedence() -> None:
+    routes = (RouteSpec("ANY /a/{x}", "f1", "2.0", 1), RouteSpec("GET /a/b", "f2", "2.0", 1),
+              RouteSpec("GET /p/{proxy+}", "f3", "2.0", 1), RouteSpec("$default", "f4", "2.0", 1))
+    assert ev.match_route(routes, "GET", "/a/b").route.function == "f2"
+    assert ev.match_route(routes, "POST", "/a/b").route.function == "f1"
+    greedy = ev.match_route(routes, "GET", "/p/x/y/z")
+    assert greedy.route.function == "f3" and greedy.path_parameters == {"proxy": "x/y/z"}
+    assert ev.match_route(routes, "GET", "/zzz").route.function == "f4"
+    assert ev.match_route(routes[:3], "GET", "/zzz") is None
+
+
+def test_iam_policy_authorizer_responses() -> None:
+    arn = "arn:aws:execute-api:us-east-1:1:api/$default/POST/v1/telemetry"
+    allow = {"principalId": "d", "policyDocument": {"Version": "2012-10-17", "Statement": [
+        {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "arn:aws:execute-api:us-east-1:1:api/*"}]}}
+    assert ev.authorizer_decision(allow, simple=False, route_arn=arn)[0] is True
+    deny = json.loads(json.dumps(allow).replace("Allow", "Deny"))
+    assert ev.authorizer_decision(deny, simple=False, route_arn=arn)[0] is False
+    with pytest.raises(ev.MalformedAuthorizerResponse):
+        ev.authorizer_decision({"isAuthorized": "yes"}, simple=True, route_arn=arn)
