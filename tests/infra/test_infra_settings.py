@@ -1,0 +1,197 @@
+"""parse_settings: every bad value is rejected by name with its allowed values, all at once."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from infra_mockrun import PROJECT_DIR, stack_config
+from settings import SettingsError, load_settings, parse_settings
+from settings.alarm_catalog import ALARM_IDS
+from settings.defaults import DEFAULTS
+
+REGION = "us-east-1"
+
+
+def problems(raw: dict[str, str], region: str = REGION) -> tuple[str, ...]:
+    with pytest.raises(SettingsError) as info:
+        parse_settings(raw, region)
+    return info.value.problems
+
+
+def test_defaults_parse_and_build_the_powertools_layer_for_the_region() -> None:
+    s = parse_settings({}, "eu-west-1")
+    assert s.functions.powertools_layer_arn == (
+        "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-arm64:27")
+    assert s.stream.mode == "PROVISIONED" and s.stream.shard_count == 1 and s.stream.kms_key_arn is None
+    assert s.api.cors_allow_origins == () and s.alarms.email is None and s.alarms.overrides == {}
+
+
+@pytest.mark.parametrize(("key", "value", "fragments"), [
+    ("shardCount", "0", [">= 1", "got 0"]),
+    ("shardCount", "-3", [">= 1"]),
+    ("shardCount", "two", ["must be an integer"]),
+    ("streamMode", "BURST", ["PROVISIONED|ON_DEMAND", "'BURST'"]),
+    ("streamRetentionHours", "12", ["from 24 to 8760"]),
+    ("streamKmsKeyArn", "alias/mine", ["KMS key ARN"]),
+    ("readingsTtlDays", "0", ["from 1 to 3650"]),
+    ("pointInTimeRecovery", "yes", ["true or false"]),
+    ("logRetentionDays", "10", ["1, 3, 5, 7, 14, 30", "'10'"]),
+    ("logLevel", "LOUD", ["DEBUG|INFO|WARNING|ERROR|CRITICAL"]),
+    ("authorizerCacheTtlSeconds", "3601", ["from 0 to 3600"]),
+    ("authorizerCacheTtlSeconds", "-1", ["from 0 to 3600"]),
+    ("processorBatchSize", "0", ["from 1 to 10000"]),
+    ("processorBatchSize", "10001", ["from 1 to 10000"]),
+    ("processorBatchingWindowSeconds", "301", ["from 0 to 300"]),
+    ("processorParallelization", "0", ["from 1 to 10"]),
+    ("processorParallelization", "11", ["from 1 to 10"]),
+    ("processorMaxRetries", "-2", ["from -1 to 10000"]),
+    ("processorMaxRetries", "10001", ["from -1 to 10000"]),
+    ("processorMaxRecordAgeSeconds", "59", ["-1 or from 60 to 604800"]),
+    ("processorMaxRecordAgeSeconds", "604801", ["-1 or from 60 to 604800"]),
+    ("processorMaxRecordAgeSeconds", "0", ["-1 or from 60 to 604800"]),
+    ("processorStartingPosition", "AT_TIMESTAMP", ["TRIM_HORIZON|LATEST"]),
+    ("ingestTimeoutSeconds", "31", ["from 1 to 30"]),
+    ("authorizerTimeoutSeconds", "60", ["from 1 to 30"]),
+    ("processorTimeoutSeconds", "901", ["from 1 to 900"]),
+    ("ingestMemoryMb", "64", ["from 128 to 10240"]),
+    ("ingestReservedConcurrency", "0", ["-1 or >= 1"]),
+    ("apiThrottleRate", "0", ["a number > 0"]),
+    ("maxBodyBytes", "7000000", ["from 1 to 6291456"]),
+    ("corsAllowOrigins", '"https://x"', ["list of origin strings"]),
+    ("alarmEmail", "ops-at-example", ["email address"]),
+    ("powertoolsLayerArn", "arn:aws:lambda:us-east-1:017000801446:layer:x", ["layer version ARN"]),
+    ("alarmOverrides", "{not json", ["valid JSON"]),
+    ("alarmOverrides", "[]", ["JSON object"]),
+])
+def test_bad_value_is_rejected_naming_key_and_allowed_values(key: str, value: str, fragments: list[str]) -> None:
+    found = problems({key: value})
+    assert len(found) == 1, found
+    assert found[0].startswith(f"iot-ingest:{key} ")
+    for fragment in fragments:
+        assert fragment in found[0], (fragment, found[0])
+
+
+def test_burst_below_rate_is_rejected() -> None:
+    (msg,) = problems({"apiThrottleBurst": "10", "apiThrottleRate": "20"})
+    assert "iot-ingest:apiThrottleBurst" in msg and "apiThrottleRate (20)" in msg
+
+
+def test_put_budget_must_leave_time_within_the_ingest_timeout() -> None:
+    (msg,) = problems({"ingestTimeoutSeconds": "5", "putBudgetSeconds": "5"})
+    assert "iot-ingest:putBudgetSeconds" in msg and "ingestTimeoutSeconds (5)" in msg
+
+
+def test_unknown_key_is_reported_with_a_suggestion() -> None:
+    (msg,) = problems({"shardCont": "2"})
+    assert "iot-ingest:shardCont is not a known key (did you mean shardCount?)" in msg
+
+
+def test_unknown_alarm_override_id_lists_allowed_ids() -> None:
+    (msg,) = problems({"alarmOverrides": json.dumps({"api-500": {"threshold": 1}})})
+    assert "'api-500'" in msg
+    assert all(alarm_id in msg for alarm_id in ALARM_IDS)
+
+
+@pytest.mark.parametrize(("fields", "fragment"), [
+    ({"thresold": 1}, "unknown field 'thresold'; allowed fields: threshold, period"),
+    ({"threshold": "high"}, "field 'threshold' must be a number"),
+    ({"period": 45}, "field 'period' must be 10, 20, 30 or a positive multiple of 60"),
+    ({"evaluationPeriods": 0}, "field 'evaluationPeriods' must be an integer >= 1"),
+    ({"evaluationPeriods": 2, "datapointsToAlarm": 3}, "'datapointsToAlarm' (3) must be <= evaluationPeriods (2)"),
+    ({"treatMissingData": "zero"}, "breaching, notBreaching, ignore, missing"),
+    ({"enabled": "no"}, "field 'enabled' must be true or false"),
+])
+def test_bad_alarm_override_field_is_rejected(fields: dict[str, object], fragment: str) -> None:
+    (msg,) = problems({"alarmOverrides": json.dumps({"ingest-errors": fields})})
+    assert msg.startswith("iot-ingest:alarmOverrides entry 'ingest-errors'") and fragment in msg, msg
+
+
+def test_all_problems_are_reported_together() -> None:
+    found = problems({
+        "shardCount": "0", "streamMode": "X", "readingsTtlDays": "0", "logRetentionDays": "2",
+        "processorBatchSize": "0", "alarmOverrides": '{"nope": {}}',
+    }, region="")
+    keys = ["shardCount", "streamMode", "readingsTtlDays", "logRetentionDays", "processorBatchSize", "alarmOverrides"]
+    assert len(found) == len(keys) + 1
+    for key in keys:
+        assert any(p.startswith(f"iot-ingest:{key} ") for p in found), key
+    assert any(p.startswith("aws:region must be set") for p in found)
+    with pytest.raises(SettingsError, match=r"^7 invalid configuration value\(s\)"):
+        parse_settings({"shardCount": "0", "streamMode": "X", "readingsTtlDays": "0", "logRetentionDays": "2",
+                        "processorBatchSize": "0", "alarmOverrides": '{"nope": {}}'}, "")
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("processorMaxRetries", "-1"), ("processorMaxRetries", "10000"),
+    ("processorMaxRecordAgeSeconds", "-1"), ("processorMaxRecordAgeSeconds", "60"),
+    ("processorMaxRecordAgeSeconds", "604800"), ("authorizerCacheTtlSeconds", "0"),
+    ("authorizerCacheTtlSeconds", "3600"), ("processorBatchingWindowSeconds", "300"),
+    ("processorParallelization", "10"), ("ingestTimeoutSeconds", "30"), ("logRetentionDays", "3653"),
+])
+def test_boundary_values_are_accepted(key: str, value: str) -> None:
+    parse_settings({key: value}, REGION)
+
+
+def test_overrides_are_parsed_into_typed_values() -> None:
+    s = parse_settings({"alarmOverrides": json.dumps(
+        {"api-5xx": {"threshold": 7, "period": 300, "evaluationPeriods": 2, "datapointsToAlarm": 1,
+                     "treatMissingData": "breaching", "enabled": False}})}, REGION)
+    o = s.alarms.overrides["api-5xx"]
+    assert (o.threshold, o.period, o.evaluation_periods, o.datapoints_to_alarm, o.treat_missing_data, o.enabled) == (
+        7.0, 300, 2, 1, "breaching", False)
+
+
+def test_settings_error_is_an_exception_with_each_problem() -> None:
+    err = SettingsError(["a", "b"])
+    assert isinstance(err, Exception) and err.problems == ("a", "b") and "  - a\n  - b" in str(err)
+
+
+def test_pulumi_yaml_declares_every_key_with_type_description_and_the_same_default() -> None:
+    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+    assert project["name"] == "iot-ingest"
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}}
+    declared = project["config"]
+    assert set(declared) == set(DEFAULTS)
+    for key, decl in declared.items():
+        assert decl["type"] in ("string", "integer", "boolean", "array") and decl["description"], key
+        default = decl["default"]
+        text = json.dumps(default) if isinstance(default, list) else (
+            str(default).lower() if isinstance(default, bool) else str(default))
+        assert text == DEFAULTS[key], (key, text, DEFAULTS[key])
+    assert not any(k.startswith("aws:") for k in declared)  # provider keys take no default
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stack_files_set_the_region_and_only_known_keys(stack: str) -> None:
+    data = yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
+    assert data["aws:region"] == "us-east-1"
+    for key in data:
+        assert key == "aws:region" or (key.startswith("iot-ingest:") and key.split(":", 1)[1] in DEFAULTS), key
+
+
+def test_dev_is_small_and_prod_is_durable() -> None:
+    def load(stack: str):  # noqa: ANN202
+        cfg = stack_config(stack)
+        return parse_settings({k.split(":", 1)[1]: v for k, v in cfg.items() if k.startswith("iot-ingest:")},
+                              cfg["aws:region"])
+    dev, prod = load("dev"), load("prod")
+    assert (dev.stream.mode, dev.stream.shard_count, dev.stream.retention_hours) == ("PROVISIONED", 1, 24)
+    assert not dev.storage.point_in_time_recovery and not dev.storage.protect
+    assert prod.stream.mode == "ON_DEMAND" and prod.storage.point_in_time_recovery and prod.storage.protect
+    assert prod.log_retention_days > dev.log_retention_days
+    assert prod.functions.ingest.reserved_concurrency > 0 and dev.functions.ingest.reserved_concurrency == -1
+
+
+def test_load_settings_reads_pulumi_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(
+        {"aws:region": "eu-central-1", "iot-ingest:shardCount": "3", "other:key": "ignored"}))
+    s = load_settings()
+    assert s.region == "eu-central-1" and s.stream.shard_count == 3
+
+
+def test_load_settings_rejects_typos_in_pulumi_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"aws:region": "us-east-1", "iot-ingest:shardCuont": "3"}))
+    with pytest.raises(SettingsError, match="shardCuont is not a known key"):
+        load_settings()
