@@ -140,7 +140,8 @@ def run(config: FleetConfig, *, now_ms: Callable[[], int] = lambda: int(time.tim
         after, alarm_error = _alarm_snapshot(cw, targets.alarm_topic_arn)
         if after is not None:
             try:
-                transitions = alarm_check.history(cw, run_started, set(before) | set(after))
+                transitions = alarm_check.history(client("cloudwatch", targets, max_attempts=1), run_started,
+                                                  set(before) | set(after))
             except Exception as exc:
                 transitions = {}
                 notes.append(f"alarm history unavailable ({type(exc).__name__}); compared states only")

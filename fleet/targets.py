@@ -58,14 +58,18 @@ def resolve(config: FleetConfig) -> Targets:
     )
 
 
-def client(service: str, targets: Targets) -> Any:
-    """A boto3 client for `service` at the targets' endpoint (or real AWS)."""
+def client(service: str, targets: Targets, *, max_attempts: int = 5) -> Any:
+    """A boto3 client for `service` at the targets' endpoint (or real AWS).
+
+    `max_attempts=1` is for optional calls an emulator may not implement (it answers 500,
+    which botocore would otherwise retry with backoff for about a second).
+    """
     import boto3  # deferred: `fleet run --no-verify --keys ...` needs no AWS SDK at all
     from botocore.config import Config
 
     kwargs: dict[str, Any] = {
         "region_name": targets.region,
-        "config": Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=8),
+        "config": Config(retries={"max_attempts": max_attempts, "mode": "standard"}, max_pool_connections=8),
     }
     if targets.endpoint_url:
         kwargs["endpoint_url"] = targets.endpoint_url
