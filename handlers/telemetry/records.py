@@ -15,12 +15,11 @@ https://aws.amazon.com/kinesis/data-streams/pricing/
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from .device_keys import is_valid_device_id
-from .validation import Reading
+from .validation import Reading, number_problem
 
 RECORD_VERSION = 1
 # One PUT payload unit is 25 KB; count data *and* partition key against it and use
@@ -80,7 +79,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return (_is_int(value) or isinstance(value, float)) and number_problem(value) is None
 
 
 def decode(data: bytes, partition_key: str | None = None) -> TelemetryRecord:
@@ -119,7 +118,7 @@ def decode(data: bytes, partition_key: str | None = None) -> TelemetryRecord:
         if not isinstance(metrics, dict) or not metrics or not all(
             isinstance(k, str) and _is_number(v) for k, v in metrics.items()
         ):
-            raise PoisonRecord(f"readings[{i}].metrics missing or not a map of finite numbers")
+            raise PoisonRecord(f"readings[{i}].metrics missing or not a map of storable finite numbers")
         readings.append(Reading(ts=ts, seq=seq, metrics=metrics))
     return TelemetryRecord(device_id, request_id, received_at, readings)
 

@@ -166,14 +166,22 @@ def _schema_error(exc: fastjsonschema.JsonSchemaValueException) -> RequestError:
     return RequestError(400, "invalid_request", message, path or "body", index)
 
 
-def _check_number(value: int | float, field: str, index: int) -> None:
+def number_problem(value: int | float) -> str | None:
+    """Why DynamoDB could not store this number, or None if it can (shared with the processor)."""
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise RequestError(400, "invalid_request", f"{field} overflows to infinity; only finite numbers are allowed", field, index)
+            return "is not finite; only finite numbers are allowed"
         if value != 0 and not _DDB_MIN_ABS <= abs(value) < _DDB_MAX_ABS:
-            raise RequestError(400, "invalid_request", f"{field} is outside the storable range 1e-130..1e125", field, index)
+            return "is outside the storable range 1e-130..1e125"
     elif abs(value) >= _DDB_MAX_INT:
-        raise RequestError(400, "invalid_request", f"{field} has more than 38 digits", field, index)
+        return "has more than 38 digits"
+    return None
+
+
+def _check_number(value: int | float, field: str, index: int) -> None:
+    problem = number_problem(value)
+    if problem is not None:
+        raise RequestError(400, "invalid_request", f"{field} {problem}", field, index)
 
 
 def validate_document(

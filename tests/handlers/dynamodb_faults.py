@@ -1,0 +1,46 @@
+"""A thin stand-in for the AWS side of DynamoDB writes that fails the way DynamoDB does.
+
+BatchWriteItem: the first ``unprocessed_calls`` calls write only the first half
+of the items and hand the rest back in UnprocessedItems (what a partly
+throttled batch looks like). ``invalid_devices``: any call touching those
+devices raises ValidationException, as DynamoDB does for an invalid item.
+Everything else goes to the real (moto) client.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+def client_error(code: str, operation: str, message: str = "injected") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+
+
+class FlakyDynamo:
+    def __init__(self, real: Any, unprocessed_calls: int = 0, invalid_devices: frozenset[str] = frozenset(), fail_code: str | None = None) -> None:
+        self.real = real
+        self.unprocessed_calls = unprocessed_calls
+        self.invalid_devices = invalid_devices
+        self.fail_code = fail_code
+        self.batch_sizes: list[int] = []
+
+    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:  # noqa: N803
+        (table, requests), = RequestItems.items()
+        self.batch_sizes.append(len(requests))
+        if self.fail_code:
+            raise client_error(self.fail_code, "BatchWriteItem")
+        if any(r["PutRequest"]["Item"]["deviceId"]["S"] in self.invalid_devices for r in requests):
+            raise client_error("ValidationException", "BatchWriteItem", "One or more parameter values were invalid")
+        if self.unprocessed_calls > 0 and len(requests) > 1:
+            self.unprocessed_calls -= 1
+            half = len(requests) // 2
+            self.real.batch_write_item(RequestItems={table: requests[:half]})
+            return {"UnprocessedItems": {table: requests[half:]}}
+        if self.unprocessed_calls > 0:
+            self.unprocessed_calls -= 1
+            return {"UnprocessedItems": {table: requests}}
+        return self.real.batch_write_item(RequestItems=RequestItems)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
