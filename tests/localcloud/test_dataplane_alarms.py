@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from datetime import datetime, timezone
+from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from localcloud import alarms
 from localcloud.monitor import Monitor
@@ -69,15 +68,13 @@ def test_operators_and_reason() -> None:
 
 
 @pytest.fixture
-def endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    yield url
-    # moto's backends are process-global: reset so the next test starts empty.
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).read()
-    server.stop()
+def endpoint(emulator: Any) -> str:
+    """The shared emulator; every test uses its own alarm names and filters to them."""
+    return emulator.endpoint_url
+
+
+def mine(changes: list[dict[str, Any]], suffix: str) -> dict[str, str]:
+    return {c["AlarmName"]: c["NewStateValue"] for c in changes if c["AlarmName"].endswith(suffix)}
 
 
 def client(service: str, endpoint: str):
@@ -97,11 +94,11 @@ def test_monitor_drives_alarm_and_notifies_topic(endpoint: str) -> None:
                         ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching",
                         AlarmActions=[topic], OKActions=[topic])
     monitor = Monitor(endpoint, "us-east-1")
-    assert monitor.evaluate_alarms() == []  # no data, notBreaching: stays OK
+    assert mine(monitor.evaluate_alarms(), "-t1") == {}  # no data, notBreaching: stays OK
     monitor.put("AWS/Lambda", "Errors", {"FunctionName": "proc-t1"}, 0.0, "Count")
-    assert monitor.evaluate_alarms() == []  # a zero is not > 0
+    assert mine(monitor.evaluate_alarms(), "-t1") == {}  # a zero is not > 0
     monitor.put("AWS/Lambda", "Errors", {"FunctionName": "proc-t1"}, 1.0, "Count")
-    changes = monitor.evaluate_alarms()
+    changes = [c for c in monitor.evaluate_alarms() if c["AlarmName"] == "proc-errors-t1"]
     assert [c["NewStateValue"] for c in changes] == ["ALARM"]
     state = cw.describe_alarms(AlarmNames=["proc-errors-t1"])["MetricAlarms"][0]["StateValue"]
     assert state == "ALARM"
@@ -111,7 +108,7 @@ def test_monitor_drives_alarm_and_notifies_topic(endpoint: str) -> None:
     assert msg["Trigger"]["Statistic"] == "SUM" and msg["Trigger"]["Period"] == 60
     # Two periods later the error has aged out of the range: back to OK, with an OK notification.
     later = monitor.evaluate_alarms(now=time.time() + 121)
-    assert [c["NewStateValue"] for c in later] == ["OK"]
+    assert mine(later, "-t1") == {"proc-errors-t1": "OK"}
 
 
 def test_percentile_alarm_uses_raw_samples(endpoint: str) -> None:
@@ -124,10 +121,10 @@ def test_percentile_alarm_uses_raw_samples(endpoint: str) -> None:
     for _ in range(198):
         monitor.put("AWS/ApiGateway", "Latency", {"ApiId": "api-t2", "Stage": "$default"}, 10.0, "Milliseconds")
     monitor.put("AWS/ApiGateway", "Latency", {"ApiId": "api-t2", "Stage": "$default"}, 900.0, "Milliseconds")
-    assert monitor.evaluate_alarms() == []  # nearest-rank p99 of 199 samples is still 10
+    assert mine(monitor.evaluate_alarms(), "-t2") == {}  # nearest-rank p99 of 199 samples is still 10
     for _ in range(3):
         monitor.put("AWS/ApiGateway", "Latency", {"ApiId": "api-t2", "Stage": "$default"}, 900.0, "Milliseconds")
-    assert [c["AlarmName"] for c in monitor.evaluate_alarms()] == ["latency-p99-t2"]
+    assert mine(monitor.evaluate_alarms(), "-t2") == {"latency-p99-t2": "ALARM"}
 
 
 def test_exact_dimensions_backdated_samples_and_statistic_set_flush(endpoint: str) -> None:
@@ -138,12 +135,12 @@ def test_exact_dimensions_backdated_samples_and_statistic_set_flush(endpoint: st
                             Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=0,
                             ComparisonOperator="GreaterThanThreshold")
     monitor = Monitor(endpoint, "us-east-1")
-    first = {c["AlarmName"]: c["NewStateValue"] for c in monitor.evaluate_alarms()}
+    first = mine(monitor.evaluate_alarms(), "-t3")
     assert first == {"ddb-op-t3": "INSUFFICIENT_DATA", "ddb-table-only-t3": "INSUFFICIENT_DATA"}
     monitor.put("AWS/DynamoDB", "SystemErrors", {"TableName": "t3", "Operation": "BatchWriteItem"}, 2.0, "Count",
                 timestamp=time.time() - 30)
     # CloudWatch matches the exact dimension set: the TableName-only alarm sees nothing.
-    assert {c["AlarmName"]: c["NewStateValue"] for c in monitor.evaluate_alarms()} == {"ddb-op-t3": "ALARM"}
+    assert mine(monitor.evaluate_alarms(), "-t3") == {"ddb-op-t3": "ALARM"}
     for v in (1.0, 3.0, 5.0):
         monitor.put("Test/T3", "Latency", {"X": "1"}, v, "Milliseconds", timestamp=1_700_000_000.5)
     assert monitor.flush() == 1  # three samples, one statistic set

@@ -1,0 +1,349 @@
+"""A Kinesis event source mapping: reads the stream shard by shard and invokes the
+function with Kinesis events, with Lambda's batching and error handling.
+
+Semantics (https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html,
+services-kinesis-batchfailurereporting.html, kinesis-on-failure-destination.html):
+- One reader per shard, batches of up to ``batch_size`` records (and under the
+  6 MB invoke payload); with a batching window the reader waits up to that long
+  for a full batch.
+- Function error (or timeout): the whole batch failed. With
+  ``bisect_on_error`` the batch is split in two and each half retried; splitting
+  does not use up retries. Otherwise the batch is retried until
+  ``max_retry_attempts`` (-1: no limit) or ``max_record_age_s`` (-1: no limit).
+- With ``report_batch_item_failures`` a returned ``batchItemFailures`` list
+  checkpoints at the lowest failed sequence number and retries from there; an
+  empty or null/unknown ``itemIdentifier`` fails the whole batch. Without it the
+  returned list is ignored.
+- A batch that fails for good is described (not copied) to the on-failure
+  destination with Lambda's invocation-record shape, and the shard moves on.
+  A failed send counts as ``DestinationDeliveryFailures``.
+- Throttled invocations are retried with back-off and do not use up retries.
+Local limits: ``parallelization_factor`` > 1 is accepted but each shard is still
+read by one sequential reader (per-partition-key order is kept trivially);
+``AT_TIMESTAMP`` starts at TRIM_HORIZON because the spec carries no timestamp;
+shards are re-listed every ``relist_interval_s`` so resharding is followed.
+Metrics: AWS/Lambda IteratorAge (age of the last record of each batch) and
+DestinationDeliveryFailures; AWS/Kinesis IncomingRecords/IncomingBytes (at each
+record's arrival time) and GetRecords.IteratorAgeMilliseconds, observed by the
+reader when ``observe_stream`` is set (one mapping per stream, to count once).
+"""
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .model import MappingSpec
+from .monitor import aws_client
+from .runner import LambdaRunner, MetricSink, NullSink
+
+log = logging.getLogger(__name__)
+
+MAX_INVOKE_PAYLOAD = 6 * 1024 * 1024
+RECORD_OVERHEAD = 600  # bytes of JSON around each record's data in the event
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    shard_id: str
+    sequence_number: str
+    partition_key: str
+    data: bytes
+    arrival: float  # epoch seconds
+
+
+def _iso_ms(ts: float) -> str:
+    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+class StreamPoller:
+    def __init__(self, mapping: MappingSpec, runner: LambdaRunner, *, endpoint_url: str, region: str,
+                 sink: MetricSink | None = None, role_arn: str | None = None, observe_stream: bool = True,
+                 poll_interval_s: float = 0.1, retry_backoff_s: float = 0.05,
+                 relist_interval_s: float = 10.0) -> None:
+        self.mapping = mapping
+        self.runner = runner
+        self.region = region
+        self.sink = sink or NullSink()
+        self.role_arn = role_arn or f"arn:aws:iam::123456789012:role/{mapping.function}-role"
+        self.observe_stream = observe_stream
+        self.poll_interval_s = poll_interval_s
+        self.retry_backoff_s = retry_backoff_s
+        self.relist_interval_s = relist_interval_s
+        self._kinesis = aws_client("kinesis", endpoint_url, region)
+        self._sqs = aws_client("sqs", endpoint_url, region)
+        self._sns = aws_client("sns", endpoint_url, region)
+        self._stop = threading.Event()
+        self._threads: dict[str, threading.Thread] = {}
+        self._supervisor: threading.Thread | None = None
+        self.function_arn = runner.spec(mapping.function).arn
+        self._lambda_dims = {"FunctionName": mapping.function}
+        self._stream_dims = {"StreamName": mapping.stream_name}
+        self.stats: collections.Counter[str] = collections.Counter()
+        self._stats_lock = threading.Lock()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        if self._supervisor is None:
+            self._stop.clear()
+            self._supervisor = threading.Thread(target=self._supervise, daemon=True,
+                                                name=f"esm-{self.mapping.uuid[:8]}")
+            self._supervisor.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=10)
+            self._supervisor = None
+        for thread in list(self._threads.values()):
+            thread.join(timeout=10)
+        self._threads.clear()
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._stats_lock:
+            self.stats[key] += n
+
+    def _supervise(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for shard_id in self._list_shards():
+                    if shard_id not in self._threads:
+                        thread = threading.Thread(target=self._run_shard, args=(shard_id,), daemon=True,
+                                                  name=f"esm-{self.mapping.stream_name}-{shard_id}")
+                        self._threads[shard_id] = thread
+                        thread.start()
+            except Exception:  # noqa: BLE001 - emulator hiccup; try again next round
+                log.warning("list_shards failed for %s", self.mapping.stream_name, exc_info=True)
+            self._stop.wait(self.relist_interval_s)
+
+    def _list_shards(self) -> list[str]:
+        shards: list[str] = []
+        kwargs: dict[str, Any] = {"StreamName": self.mapping.stream_name}
+        while True:
+            page = self._kinesis.list_shards(**kwargs)
+            shards.extend(s["ShardId"] for s in page.get("Shards", []))
+            token = page.get("NextToken")
+            if not token:
+                return shards
+            kwargs = {"NextToken": token}
+
+    # ---- reading -------------------------------------------------------------------------
+    def _iterator(self, shard_id: str, after: str | None) -> str:
+        kwargs: dict[str, Any] = {"StreamName": self.mapping.stream_name, "ShardId": shard_id}
+        if after is not None:
+            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=after)
+        elif self.mapping.starting_position == "LATEST":
+            kwargs["ShardIteratorType"] = "LATEST"
+        else:
+            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+        return self._kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
+
+    def _run_shard(self, shard_id: str) -> None:
+        buffer: list[StreamRecord] = []
+        iterator: str | None = None
+        last_read: str | None = None
+        first_buffered_at = 0.0
+        while not self._stop.is_set():
+            try:
+                if iterator is None:
+                    iterator = self._iterator(shard_id, last_read)
+                if len(buffer) < self.mapping.batch_size:
+                    response = self._kinesis.get_records(ShardIterator=iterator, Limit=10000)
+                    iterator = response.get("NextShardIterator")
+                    fresh = [StreamRecord(shard_id, r["SequenceNumber"], r["PartitionKey"], r["Data"],
+                                          r["ApproximateArrivalTimestamp"].timestamp())
+                             for r in response.get("Records", [])]
+                    if fresh:
+                        last_read = fresh[-1].sequence_number
+                        if not buffer:
+                            first_buffered_at = time.monotonic()
+                        buffer.extend(fresh)
+                        self._observe(fresh)
+                    if self.observe_stream and "MillisBehindLatest" in response:
+                        self.sink.put("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", self._stream_dims,
+                                      float(response["MillisBehindLatest"]), "Milliseconds")
+                    if iterator is None and not buffer:
+                        return  # closed shard fully processed
+            except Exception:  # noqa: BLE001 - expired iterator or emulator hiccup: re-open after last read
+                log.warning("reading %s/%s failed", self.mapping.stream_name, shard_id, exc_info=True)
+                iterator = None
+                self._stop.wait(0.5)
+                continue
+            if not buffer:
+                self._stop.wait(self.poll_interval_s)
+                continue
+            window = float(self.mapping.batching_window_s or 0)
+            if len(buffer) < self.mapping.batch_size and time.monotonic() - first_buffered_at < window:
+                self._stop.wait(min(self.poll_interval_s, window))
+                continue
+            batch = self._take_batch(buffer)
+            del buffer[:len(batch)]
+            first_buffered_at = time.monotonic()
+            self.process_batch(batch)
+
+    def _take_batch(self, buffer: list[StreamRecord]) -> list[StreamRecord]:
+        size = 0
+        batch: list[StreamRecord] = []
+        for record in buffer[:self.mapping.batch_size]:
+            cost = len(record.data) * 4 // 3 + RECORD_OVERHEAD
+            if batch and size + cost > MAX_INVOKE_PAYLOAD:
+                break
+            size += cost
+            batch.append(record)
+        return batch
+
+    def _observe(self, records: list[StreamRecord]) -> None:
+        if not self.observe_stream:
+            return
+        for record in records:
+            self.sink.put("AWS/Kinesis", "IncomingRecords", self._stream_dims, 1.0, "Count")
+            self.sink.put("AWS/Kinesis", "IncomingBytes", self._stream_dims,
+                          float(len(record.data) + len(record.partition_key)), "Bytes")
+
+    # ---- invoking ------------------------------------------------------------------------
+    def event(self, records: list[StreamRecord]) -> dict[str, Any]:
+        """The Kinesis event Lambda sends: https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html"""
+        return {"Records": [{
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": r.partition_key,
+                "sequenceNumber": r.sequence_number,
+                "data": base64.b64encode(r.data).decode("ascii"),
+                "approximateArrivalTimestamp": r.arrival,
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": f"{r.shard_id}:{r.sequence_number}",
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": self.role_arn,
+            "awsRegion": self.region,
+            "eventSourceARN": self.mapping.stream_arn,
+        } for r in records]}
+
+    def process_batch(self, records: list[StreamRecord]) -> None:
+        """Deliver one batch until it succeeds or is discarded; blocks the shard meanwhile."""
+        m = self.mapping
+        pending: collections.deque[tuple[list[StreamRecord], int, int]] = collections.deque([(records, 0, 0)])
+        while pending and not self._stop.is_set():
+            segment, retries, invokes = pending.popleft()
+            if m.max_record_age_s is not None and m.max_record_age_s >= 0:
+                now = time.time()
+                expired = 0
+                while expired < len(segment) and now - segment[expired].arrival > m.max_record_age_s:
+                    expired += 1
+                if expired:
+                    self._discard(segment[:expired], "RecordAgeExceeded", invokes, None)
+                    segment = segment[expired:]
+                    if not segment:
+                        continue
+            self.sink.put("AWS/Lambda", "IteratorAge", self._lambda_dims,
+                          max(0.0, (time.time() - segment[-1].arrival) * 1000), "Milliseconds")
+            result = self.runner.invoke(m.function, self.event(segment))
+            if result.throttled:
+                self._count("throttled")
+                pending.appendleft((segment, retries, invokes))
+                self._stop.wait(min(1.0, self.retry_backoff_s * 4))
+                continue
+            invokes += 1
+            self._count("invocations")
+            failed_from = self._failed_from(segment, result)
+            if failed_from is None:
+                self._count("records_ok", len(segment))
+                continue
+            self._count("records_ok", failed_from)
+            remaining = segment[failed_from:]
+            if not result.ok and m.bisect_on_error and len(remaining) > 1:
+                half = len(remaining) // 2
+                pending.appendleft((remaining[half:], retries, 0))
+                pending.appendleft((remaining[:half], retries, 0))
+                self._count("bisections")
+                continue
+            retries += 1
+            if m.max_retry_attempts is not None and 0 <= m.max_retry_attempts < retries:
+                self._discard(remaining, "RetryAttemptsExhausted", invokes, result)
+                continue
+            self._count("retries")
+            pending.appendleft((remaining, retries, invokes))
+            self._stop.wait(self.retry_backoff_s)
+
+    def _failed_from(self, segment: list[StreamRecord], result: Any) -> int | None:
+        """Index of the first record to retry, or None when the batch succeeded."""
+        if not result.ok:
+            return 0
+        if not self.mapping.report_batch_item_failures:
+            return None
+        payload = result.payload
+        if not isinstance(payload, dict) or not payload.get("batchItemFailures"):
+            return None  # null, {} and [] all mean success
+        failures = payload["batchItemFailures"]
+        if not isinstance(failures, list):
+            return 0
+        index = {r.sequence_number: i for i, r in enumerate(segment)}
+        positions: list[int] = []
+        for failure in failures:
+            identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+            if not identifier or identifier not in index:
+                return 0  # empty, null or unknown identifier: the whole batch failed
+            positions.append(index[identifier])
+        return min(positions)
+
+    def invocation_record(self, records: list[StreamRecord], condition: str, invokes: int,
+                          result: Any | None) -> dict[str, Any]:
+        """What Lambda sends to the on-failure destination: metadata only, no record data.
+
+        https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html
+        """
+        if result is None:
+            response_context: dict[str, Any] = {"statusCode": 0, "executedVersion": "", "functionError": ""}
+        else:
+            response_context = {"statusCode": 200, "executedVersion": "$LATEST"}
+            if not result.ok:
+                response_context["functionError"] = "Unhandled"
+        return {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": self.function_arn,
+                "condition": condition,
+                "approximateInvokeCount": invokes,
+            },
+            "responseContext": response_context,
+            "version": "1.0",
+            "timestamp": _iso_ms(time.time()),
+            "KinesisBatchInfo": {
+                "shardId": records[0].shard_id,
+                "startSequenceNumber": records[0].sequence_number,
+                "endSequenceNumber": records[-1].sequence_number,
+                "approximateArrivalOfFirstRecord": _iso_ms(records[0].arrival),
+                "approximateArrivalOfLastRecord": _iso_ms(records[-1].arrival),
+                "batchSize": len(records),
+                "streamArn": self.mapping.stream_arn,
+            },
+        }
+
+    def _discard(self, records: list[StreamRecord], condition: str, invokes: int, result: Any | None) -> None:
+        self._count("records_discarded", len(records))
+        self._count("batches_discarded")
+        body = json.dumps(self.invocation_record(records, condition, invokes, result))
+        target = self.mapping.on_failure_arn or ""
+        try:
+            if self.mapping.on_failure_queue_url:
+                self._sqs.send_message(QueueUrl=self.mapping.on_failure_queue_url, MessageBody=body)
+            elif target.startswith("arn:aws:sns:"):
+                self._sns.publish(TopicArn=target, Message=body)
+            else:
+                log.warning("discarded %d records of %s (no destination): %s", len(records),
+                            self.mapping.stream_name, condition)
+                return
+            self._count("destination_deliveries")
+        except Exception:  # noqa: BLE001 - as on AWS, a failed delivery is counted and the shard moves on
+            log.warning("on-failure delivery failed", exc_info=True)
+            self.sink.put("AWS/Lambda", "DestinationDeliveryFailures", self._lambda_dims, 1.0, "Count")
+            self._count("destination_failures")

@@ -1,0 +1,211 @@
+"""StreamPoller against the emulator: event shape, checkpointing with
+ReportBatchItemFailures, bisect, retries, record age, on-failure records, order."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from localcloud.model import FunctionSpec, MappingSpec
+from localcloud.poller import StreamPoller, StreamRecord
+from localcloud.runner import LambdaRunner
+
+PROCESSOR = '''
+import base64, json, os
+def handler(event, context):
+    failures = []
+    with open(os.environ["SEEN"], "a") as f:
+        for r in event["Records"]:
+            body = base64.b64decode(r["kinesis"]["data"]).decode()
+            f.write(json.dumps({"body": body, "seq": r["kinesis"]["sequenceNumber"], "n": len(event["Records"]),
+                                "pk": r["kinesis"]["partitionKey"]}) + "\\n")
+    for r in event["Records"]:
+        body = base64.b64decode(r["kinesis"]["data"]).decode()
+        if body.startswith("poison"):
+            raise ValueError("poison pill " + body)
+        if body.startswith("partial"):
+            failures.append({"itemIdentifier": r["kinesis"]["sequenceNumber"]})
+        if body.startswith("nullid"):
+            failures.append({"itemIdentifier": None})
+    return {"batchItemFailures": failures}
+'''
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.points: list[tuple[str, str, dict[str, str], float]] = []
+
+    def put(self, namespace: str, name: str, dimensions: dict[str, str], value: float, unit: str = "None") -> None:
+        self.points.append((namespace, name, dict(dimensions), value))
+
+
+@pytest.fixture
+def setup(emulator: Any, tmp_path: Path) -> Iterator[Callable[..., dict[str, Any]]]:
+    made: list[tuple[StreamPoller, LambdaRunner]] = []
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "proc.py").write_text(PROCESSOR)
+
+    def make(**overrides: Any) -> dict[str, Any]:
+        name = f"s-{uuid.uuid4().hex[:8]}"
+        kinesis, sqs = emulator.client("kinesis"), emulator.client("sqs")
+        kinesis.create_stream(StreamName=name, ShardCount=1)
+        arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+        queue = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        seen = tmp_path / f"{name}.jsonl"
+        fn = FunctionSpec(f"{name}-proc", f"arn:aws:lambda:us-east-1:123456789012:function:{name}-proc",
+                          "proc.handler", code, {"SEEN": str(seen)}, 5, 128, None)
+        fields = dict(uuid=str(uuid.uuid4()), stream_arn=arn, stream_name=name, function=fn.name, batch_size=10,
+                      batching_window_s=0, parallelization_factor=1, starting_position="TRIM_HORIZON",
+                      bisect_on_error=True, max_retry_attempts=2, max_record_age_s=-1,
+                      report_batch_item_failures=True, on_failure_arn=f"arn:aws:sqs:us-east-1:123456789012:{name}-dlq",
+                      on_failure_queue_url=queue)
+        fields.update(overrides)
+        mapping = MappingSpec(**fields)
+        sink = Sink()
+        runner = LambdaRunner({fn.name: fn}, emulator.endpoint_url, "us-east-1", sink=sink, log_dir=tmp_path / "logs")
+        runner.start()
+        poller = StreamPoller(mapping, runner, endpoint_url=emulator.endpoint_url, region="us-east-1", sink=sink,
+                              retry_backoff_s=0.01)
+        made.append((poller, runner))
+        return {"name": name, "arn": arn, "queue": queue, "seen": seen, "poller": poller, "sink": sink,
+                "kinesis": kinesis, "sqs": sqs, "fn": fn}
+
+    yield make
+    for poller, runner in made:
+        poller.stop()
+        runner.stop()
+
+
+def put(ctx: dict[str, Any], bodies: list[str], key: str = "dev-1") -> None:
+    ctx["kinesis"].put_records(StreamName=ctx["name"], Records=[{"Data": b.encode(), "PartitionKey": key}
+                                                                 for b in bodies])
+
+
+def seen(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    path: Path = ctx["seen"]
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def dlq(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    while True:
+        msgs = ctx["sqs"].receive_message(QueueUrl=ctx["queue"], MaxNumberOfMessages=10).get("Messages", [])
+        if not msgs:
+            return out
+        for m in msgs:
+            out.append(json.loads(m["Body"]))
+            ctx["sqs"].delete_message(QueueUrl=ctx["queue"], ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_event_shape(setup: Callable[..., dict[str, Any]]) -> None:
+    ctx = setup()
+    poller: StreamPoller = ctx["poller"]
+    record = StreamRecord("shardId-000000000000", "4959", "dev-7", b"hi", 1_700_000_000.25)
+    event = poller.event([record])
+    assert event == {"Records": [{
+        "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "dev-7", "sequenceNumber": "4959",
+                    "data": base64.b64encode(b"hi").decode(), "approximateArrivalTimestamp": 1_700_000_000.25},
+        "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": "shardId-000000000000:4959",
+        "eventName": "aws:kinesis:record", "invokeIdentityArn": poller.role_arn, "awsRegion": "us-east-1",
+        "eventSourceARN": ctx["arn"]}]}
+
+
+def test_in_order_batches_and_metrics(setup: Callable[..., dict[str, Any]]) -> None:
+    ctx = setup(batch_size=4)
+    put(ctx, [f"r{i}" for i in range(10)])
+    ctx["poller"].start()
+    wait_for(lambda: len(seen(ctx)) == 10)
+    rows = seen(ctx)
+    assert [r["body"] for r in rows] == [f"r{i}" for i in range(10)]
+    assert max(r["n"] for r in rows) == 4
+    names = {n for _, n, _, _ in ctx["sink"].points}
+    assert {"IteratorAge", "IncomingRecords", "Invocations"} <= names
+    assert sum(v for ns, n, d, v in ctx["sink"].points if n == "IncomingRecords"
+               and d == {"StreamName": ctx["name"]}) == 10
+
+
+def test_poison_pill_bisected_to_dlq_and_does_not_block(setup: Callable[..., dict[str, Any]]) -> None:
+    ctx = setup(batch_size=8, max_retry_attempts=1)
+    put(ctx, ["a", "b", "c", "poison-1", "d", "e", "f", "g"])
+    ctx["poller"].start()
+    wait_for(lambda: ctx["poller"].stats["batches_discarded"] == 1)
+    put(ctx, ["after"])
+    wait_for(lambda: any(r["body"] == "after" for r in seen(ctx)))
+    records = dlq(ctx)
+    assert len(records) == 1
+    record = records[0]
+    poison_seq = [r["seq"] for r in seen(ctx) if r["body"] == "poison-1"][0]
+    info = record["KinesisBatchInfo"]
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (poison_seq, poison_seq, 1)
+    assert info["shardId"] == "shardId-000000000000" and info["streamArn"] == ctx["arn"]
+    assert info["approximateArrivalOfFirstRecord"].endswith("Z")
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["requestContext"]["functionArn"] == ctx["fn"].arn
+    assert record["requestContext"]["approximateInvokeCount"] == 2  # first try + 1 retry
+    assert record["responseContext"]["functionError"] == "Unhandled" and record["version"] == "1.0"
+    ok_bodies = {r["body"] for r in seen(ctx) if r["n"] >= 1} - {"poison-1"}
+    assert ok_bodies == {"a", "b", "c", "d", "e", "f", "g", "after"}
+
+
+def test_report_batch_item_failures_checkpoint(setup: Callable[..., dict[str, Any]]) -> None:
+    ctx = setup(batch_size=5, bisect_on_error=False, max_retry_attempts=2)
+    put(ctx, ["x1", "x2", "partial-3", "x4", "x5"])
+    ctx["poller"].start()
+    wait_for(lambda: ctx["poller"].stats["batches_discarded"] == 1)
+    bodies = [r["body"] for r in seen(ctx)]
+    # first invoke sees all 5; the two retries restart at the failed record (partial-3, x4, x5)
+    assert bodies == ["x1", "x2", "partial-3", "x4", "x5"] + ["partial-3", "x4", "x5"] * 2
+    info = dlq(ctx)[0]["KinesisBatchInfo"]
+    assert info["batchSize"] == 3
+
+
+def test_null_identifier_fails_whole_batch_and_list_ignored_without_flag(
+        setup: Callable[..., dict[str, Any]]) -> None:
+    ctx = setup(batch_size=3, bisect_on_error=False, max_retry_attempts=0)
+    put(ctx, ["y1", "nullid", "y3"])
+    ctx["poller"].start()
+    wait_for(lambda: ctx["poller"].stats["batches_discarded"] == 1)
+    assert dlq(ctx)[0]["KinesisBatchInfo"]["batchSize"] == 3
+    plain = setup(batch_size=3, report_batch_item_failures=False, max_retry_attempts=0)
+    put(plain, ["z1", "partial-z", "z3"])
+    plain["poller"].start()
+    wait_for(lambda: plain["poller"].stats["records_ok"] == 3)
+    assert plain["poller"].stats["batches_discarded"] == 0 and dlq(plain) == []
+
+
+def test_record_age_exceeded(setup: Callable[..., dict[str, Any]]) -> None:
+    ctx = setup(batch_size=2, max_record_age_s=0, max_retry_attempts=-1)
+    put(ctx, ["old-1", "old-2"])
+    time.sleep(0.05)
+    ctx["poller"].start()
+    wait_for(lambda: ctx["poller"].stats["batches_discarded"] >= 1)
+    record = dlq(ctx)[0]
+    assert record["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert record["requestContext"]["approximateInvokeCount"] == 0
+    assert seen(ctx) == []
+
+
+def test_failed_destination_delivery_is_counted(setup: Callable[..., dict[str, Any]]) -> None:
+    ctx = setup(batch_size=1, max_retry_attempts=0,
+                on_failure_queue_url="http://127.0.0.1:1/123456789012/missing-queue")
+    # the queue does not exist: SendMessage fails, the failure is counted and the shard moves on
+    put(ctx, ["poison-x", "fine"])
+    ctx["poller"].start()
+    wait_for(lambda: any(r["body"] == "fine" for r in seen(ctx)))
+    wait_for(lambda: ctx["poller"].stats["destination_failures"] == 1)
+    assert any(n == "DestinationDeliveryFailures" and v == 1 for _, n, _, v in ctx["sink"].points)
