@@ -1,0 +1,119 @@
+"""The three Lambda entry points as the runtime loads them: archive root on sys.path, env config, EMF metrics."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from handlers_support import DEVICES, NOW_MS, READINGS, STREAM, kinesis_event, reading, register, stream_records, telemetry_event
+
+ARCHIVE_ROOT = Path(__file__).resolve().parents[2] / "handlers"
+
+
+class Context:
+    aws_request_id = "lambda-req-1"
+    function_name = "fn"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def load(module: str, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> ModuleType:
+    """Import a handler module fresh, as the Lambda runtime would (handlers/ is the archive root)."""
+    monkeypatch.syspath_prepend(str(ARCHIVE_ROOT))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location(f"{module}_{uuid.uuid4().hex}", ARCHIVE_ROOT / f"{module}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def emf(out: str) -> dict[str, Any]:
+    """Merge the metric values of all EMF lines printed by the handler."""
+    values: dict[str, Any] = {}
+    for line in out.splitlines():
+        if not line.startswith("{"):
+            continue
+        doc = json.loads(line)
+        if "_aws" not in doc:
+            continue
+        directive = doc["_aws"]["CloudWatchMetrics"][0]
+        assert directive["Namespace"] == "IotIngest"
+        for metric in directive["Metrics"]:
+            value = doc[metric["Name"]]
+            values[metric["Name"]] = sum(value) if isinstance(value, list) else value
+        values["service"] = doc.get("service")
+    return values
+
+
+BASE_ENV = {"POWERTOOLS_METRICS_NAMESPACE": "IotIngest", "LOG_LEVEL": "INFO"}
+
+
+def test_ingest_entry_point(kinesis: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    ingest = load("ingest", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "ingest", "STREAM_NAME": STREAM})
+    capsys.readouterr()
+    now = int(time.time() * 1000)  # the entry point uses the real clock
+    response = ingest.handler(telemetry_event({"readings": [reading(now), reading(now, seq=1)]}), Context())
+    assert response["statusCode"] == 202
+    metrics = emf(capsys.readouterr().out)
+    assert metrics["ReadingsAccepted"] == 2 and metrics["service"] == "ingest"
+    response = ingest.handler(telemetry_event({"readings": []}), Context())
+    assert response["statusCode"] == 400
+    metrics = emf(capsys.readouterr().out)
+    assert metrics["RequestsRejected"] == 1 and metrics["ReadingsRejected"] == 0
+    assert len(stream_records(kinesis)) == 1
+
+
+def test_authorizer_entry_point(dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    register(dynamodb, "dev-1", "secret-key")
+    authorizer = load("authorizer", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "authorizer", "DEVICES_TABLE": DEVICES})
+    capsys.readouterr()
+    allowed = authorizer.handler({"headers": {"x-device-id": "dev-1", "x-device-key": "secret-key"}}, Context())
+    assert allowed == {"isAuthorized": True, "context": {"deviceId": "dev-1"}}
+    assert emf(capsys.readouterr().out)["AuthDenied"] == 0
+    denied = authorizer.handler({"headers": {"x-device-id": "dev-1", "x-device-key": "nope"}}, Context())
+    assert denied["isAuthorized"] is False
+    out = capsys.readouterr().out
+    assert emf(out)["AuthDenied"] == 1
+    assert "wrong key" in out and "nope" not in out
+
+
+def test_processor_entry_point(dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from handlers.telemetry.records import pack
+    from handlers.telemetry.validation import Reading
+
+    processor = load("processor", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "processor", "READINGS_TABLE": READINGS, "DEVICES_TABLE": DEVICES})
+    capsys.readouterr()
+    (good,) = pack("dev-1", "r", NOW_MS, [Reading(NOW_MS, 0, {"t": 1})])
+    response = processor.handler(kinesis_event([("1", good, "dev-1"), ("2", b"garbage", "dev-1")]), Context())
+    assert response == {"batchItemFailures": [{"itemIdentifier": "2"}]}
+    out = capsys.readouterr().out
+    metrics = emf(out)
+    assert metrics["ReadingsStored"] == 1 and metrics["RecordsFailed"] == 1
+    assert "poison record" in out and '"sequenceNumber":"2"' in out.replace(" ", "")
+
+
+def test_missing_configuration_fails_at_init_naming_the_variable(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STREAM_NAME", raising=False)
+    with pytest.raises(ValueError, match="STREAM_NAME"):
+        load("ingest", monkeypatch, dict(BASE_ENV))
+    with pytest.raises(ValueError, match="MAX_BODY_BYTES"):
+        load("ingest", monkeypatch, {**BASE_ENV, "STREAM_NAME": STREAM, "MAX_BODY_BYTES": "lots"})
+
+
+def test_shells_import_only_top_level_telemetry_not_handlers_package() -> None:
+    # Inside the Lambda archive there is no "handlers" package: the shells must not depend on one.
+    for name in ("authorizer", "ingest", "processor"):
+        source = (ARCHIVE_ROOT / f"{name}.py").read_text()
+        assert "from handlers" not in source and "import handlers" not in source
+    for path in (ARCHIVE_ROOT / "telemetry").glob("*.py"):
+        text = path.read_text()
+        assert "from telemetry" not in text and "from handlers" not in text, path.name
