@@ -1,0 +1,118 @@
+"""The local cloud's data plane: everything that makes the provisioned resources
+*run*, built only from a ProvisionedStack and the emulator endpoint.
+
+Start order is monitor -> runner (warm workers) -> gateways -> stream pollers,
+so nothing produces work before its consumer exists; stop is the reverse and
+idempotent. Logs: ``<log_dir>/lambda/<function>.log`` (handler output),
+``<log_dir>/access.log`` (HTTP API access log); ``log_dir`` defaults to
+``.localcloud/logs`` at the repository root.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from .gateway import Gateway
+from .model import ProvisionedStack
+from .monitor import Monitor
+from .poller import StreamPoller
+from .runner import LambdaRunner, default_log_dir
+
+log = logging.getLogger(__name__)
+
+
+class DataPlane:
+    def __init__(self, stack: ProvisionedStack, host: str = "127.0.0.1", port: int = 0, *,
+                 log_dir: Path | None = None, default_concurrency: int = 4,
+                 evaluation_interval_s: float = 10.0, flush_interval_s: float = 1.0,
+                 poll_interval_s: float = 0.1) -> None:
+        self.stack = stack
+        self.host = host
+        self.port = port
+        self.log_dir = log_dir or default_log_dir()
+        self.monitor = Monitor(stack.endpoint_url, stack.region, flush_interval_s=flush_interval_s,
+                               evaluation_interval_s=evaluation_interval_s)
+        self.runner = LambdaRunner(stack.functions, stack.endpoint_url, stack.region, sink=self.monitor,
+                                   log_dir=self.log_dir, default_concurrency=default_concurrency)
+        self.gateways: list[Gateway] = []
+        self.pollers: list[StreamPoller] = []
+        self._poll_interval_s = poll_interval_s
+        self._lock = threading.Lock()
+        self._state = "new"
+
+    @property
+    def gateway(self) -> Gateway:
+        """The gateway serving the stack's (first) HTTP API: the one behind ``apiUrl``."""
+        if not self.gateways:
+            raise RuntimeError("no HTTP API is being served (not started, or the stack declares none)")
+        return self.gateways[0]
+
+    @property
+    def api_url(self) -> str:
+        return self.gateway.url
+
+    def _role_of(self, function: str) -> str | None:
+        for resource in self.stack.resources:
+            if resource.type == "aws:lambda/function:Function" and resource.id == function:
+                role = resource.state.get("role") or resource.inputs.get("role")
+                return str(role) if role else None
+        return None
+
+    def start(self) -> "DataPlane":
+        with self._lock:
+            if self._state == "running":
+                return self
+            if self._state == "stopped":
+                raise RuntimeError("a stopped DataPlane cannot be restarted; create a new one")
+            self._state = "running"
+        try:
+            self.monitor.start()
+            self.runner.start()
+            for index, api in enumerate(self.stack.apis):
+                gateway = Gateway(api, self.runner, self.stack.functions, region=self.stack.region,
+                                  host=self.host, port=self.port if index == 0 else 0, sink=self.monitor,
+                                  log_dir=self.log_dir)
+                self.gateways.append(gateway)
+                gateway.start()
+            observed: set[str] = set()
+            for mapping in self.stack.mappings:
+                poller = StreamPoller(mapping, self.runner, endpoint_url=self.stack.endpoint_url,
+                                      region=self.stack.region, sink=self.monitor,
+                                      role_arn=self._role_of(mapping.function),
+                                      observe_stream=mapping.stream_arn not in observed,
+                                      poll_interval_s=self._poll_interval_s)
+                observed.add(mapping.stream_arn)
+                self.pollers.append(poller)
+                poller.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._state == "stopped":
+                return
+            self._state = "stopped"
+        for poller in self.pollers:
+            _quietly(poller.stop)
+        for gateway in self.gateways:
+            _quietly(gateway.stop)
+        _quietly(self.runner.stop)
+        _quietly(self.monitor.stop)
+
+    def __enter__(self) -> "DataPlane":
+        return self.start()
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.stop()
+
+
+def _quietly(stop: Any) -> None:
+    """Stopping must go on even if one part fails to stop cleanly."""
+    try:
+        stop()
+    except Exception:  # noqa: BLE001
+        log.warning("error while stopping %r", stop, exc_info=True)
