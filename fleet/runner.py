@@ -107,9 +107,17 @@ def run(config: FleetConfig, *, now_ms: Callable[[], int] = lambda: int(time.tim
     def send(device: Device) -> None:
         pool.submit(device.next_request(config.readings_per_request, now_ms()))
 
+    # An API slower than the offered load makes the scheduler fall behind; stop sending a little after
+    # the planned duration instead of running on, so a run's length stays bounded (demo: 3 minutes).
+    deadline = threading.Timer(config.duration + max(1.0, 0.1 * config.duration), stop.set)
+    deadline.daemon = True
+    deadline.start()
     try:
         stats = dispatch(plan(devices, rate=config.effective_rate, duration=config.duration, jitter=config.jitter, rng=rng),
                          send, stop=stop)
+        if stats.stopped_early:
+            notes.append(f"the API could not keep up: {planned - stats.scheduled} planned requests were not sent "
+                         "by the deadline (duration + 10%)")
         pool.drain_and_stop()
     except KeyboardInterrupt:
         interrupted = True
@@ -117,6 +125,7 @@ def run(config: FleetConfig, *, now_ms: Callable[[], int] = lambda: int(time.tim
         pool.abandon()
         notes.append("interrupted: queued requests were dropped; the counts cover what was sent")
     finally:
+        deadline.cancel()
         bar.close()
     send_seconds = time.monotonic() - first_post
     if pool.errors:

@@ -120,3 +120,16 @@ def test_bad_keys_file_names_the_entry(tmp_path: Path, fake_api_factory: Callabl
     assert main(["run", "--api-url", api.url, "--keys", str(bad), "--no-progress"]) == 2
     assert "entry [1]" in capsys.readouterr().err
     assert api.posts == 0
+
+
+def test_a_slow_api_cannot_stretch_the_run_past_its_deadline(
+    tmp_path: Path, fake_api_factory: Callable[..., FakeApi], dynamodb: Any, readings_table: str, moto_endpoint: str
+) -> None:
+    keys_path, keys = keys_file(tmp_path, 2)
+    api = fake_api_factory(keys, dynamo_store(dynamodb, readings_table), faults=Faults(stall_s=0.25))
+    rep = run(config(api, tmp_path, keys_path, stack_file(tmp_path, moto_endpoint, readings_table),
+                     rate=100.0, duration=1.0, workers=1, misbehaving=0.0))
+    # One connection at 0.25 s per answer serves ~8 requests before the 2 s deadline, of 100 planned.
+    assert rep.ledger.requests < 20 and rep.planned_requests == 100
+    assert any("could not keep up" in n for n in rep.notes)
+    assert rep.verification.missing == 0 and rep.exit_code() == EXIT_OK  # slow is not lossy

@@ -1,0 +1,1 @@
+"""Benchmarks of the local pipeline (not tests): `python -m benchmarks.pipeline`."""
