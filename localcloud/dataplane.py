@@ -27,13 +27,17 @@ class DataPlane:
     def __init__(self, stack: ProvisionedStack, host: str = "127.0.0.1", port: int = 0, *,
                  log_dir: Path | None = None, default_concurrency: int = 4,
                  evaluation_interval_s: float = 10.0, flush_interval_s: float = 1.0,
-                 poll_interval_s: float = 0.1) -> None:
+                 poll_interval_s: float = 0.1, alarm_time_scale: float = 1.0) -> None:
         self.stack = stack
         self.host = host
         self.port = port
         self.log_dir = log_dir or default_log_dir()
+        queues = [m.on_failure_queue_url for m in stack.mappings if m.on_failure_queue_url]
+        if isinstance(stack.outputs.get("dlqUrl"), str):
+            queues.append(stack.outputs["dlqUrl"])
         self.monitor = Monitor(stack.endpoint_url, stack.region, flush_interval_s=flush_interval_s,
-                               evaluation_interval_s=evaluation_interval_s)
+                               evaluation_interval_s=evaluation_interval_s, time_scale=alarm_time_scale,
+                               queue_urls=tuple(queues))
         self.runner = LambdaRunner(stack.functions, stack.endpoint_url, stack.region, sink=self.monitor,
                                    log_dir=self.log_dir, default_concurrency=default_concurrency)
         self.gateways: list[Gateway] = []

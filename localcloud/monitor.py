@@ -17,9 +17,12 @@ The statistics come from the samples held here (per-second aggregates kept for
 ``RETENTION_S``, raw samples for percentiles), not from the emulator, because
 moto matches a *subset* of dimensions while CloudWatch requires the exact set
 (an alarm on TableName alone must not see TableName+Operation data; aws-facts.md
-section 1). Periods are the declared ones; tests make an alarm fire without
-waiting by calling ``put(..., timestamp=...)`` inside the evaluation range, or
-by passing a ``now`` of their choosing. Metric-math and anomaly-detection
+section 1). Periods are the declared ones, multiplied by ``time_scale``
+(default 1; end-to-end tests and demos use e.g. 0.02 so a 60 s period lasts
+1.2 s). Unit tests make an alarm fire without waiting by calling
+``put(..., timestamp=...)`` inside the evaluation range, or by passing a
+``now`` of their choosing. SQS queue depth (AWS/SQS) is sampled from the
+emulator at each evaluation for the queues in ``queue_urls``. Metric-math and anomaly-detection
 alarms are skipped (logged), because nothing in this project declares them.
 """
 from __future__ import annotations
@@ -94,8 +97,14 @@ def _iso(ts: float) -> str:
 
 class Monitor:
     def __init__(self, endpoint_url: str, region: str, *, flush_interval_s: float = 1.0,
-                 evaluation_interval_s: float = 10.0, account_id: str = "123456789012") -> None:
+                 evaluation_interval_s: float = 10.0, account_id: str = "123456789012",
+                 time_scale: float = 1.0, queue_urls: tuple[str, ...] = ()) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be > 0")
         self.region = region
+        self.time_scale = time_scale
+        self.queue_urls = tuple(dict.fromkeys(queue_urls))
+        self._sqs = aws_client("sqs", endpoint_url, region)
         self.account_id = account_id
         self.flush_interval_s = flush_interval_s
         self.evaluation_interval_s = evaluation_interval_s
@@ -195,9 +204,29 @@ class Monitor:
         return merged, raw
 
     # ---- alarms --------------------------------------------------------------------------
+    def sample_queues(self) -> None:
+        """AWS/SQS metrics, which SQS publishes on its own every minute; here at each evaluation.
+
+        ApproximateAgeOfOldestMessage is not available from the emulator, so it is not published.
+        """
+        for url in self.queue_urls:
+            try:
+                attrs = self._sqs.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                  "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            except Exception:  # noqa: BLE001 - a deleted queue must not stop the evaluation
+                log.debug("cannot sample %s", url, exc_info=True)
+                continue
+            dims = {"QueueName": url.rstrip("/").rsplit("/", 1)[-1]}
+            self.put("AWS/SQS", "ApproximateNumberOfMessagesVisible", dims,
+                     float(attrs.get("ApproximateNumberOfMessages", 0)), "Count")
+            self.put("AWS/SQS", "ApproximateNumberOfMessagesNotVisible", dims,
+                     float(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)), "Count")
+
     def evaluate_alarms(self, now: float | None = None) -> list[dict[str, Any]]:
         """Evaluate every metric alarm once; returns the notifications for changed states."""
         with self._eval_lock:
+            self.sample_queues()
             self.flush()
             now = time.time() if now is None else now
             changes: list[dict[str, Any]] = []
@@ -221,15 +250,19 @@ class Monitor:
         """The alarm statistic for each of its last N periods, oldest first."""
         if not alarm.get("MetricName") or alarm.get("Metrics"):
             raise alarms.UnsupportedAlarm("metric math alarms are not evaluated locally")
-        period = int(alarm["Period"])
+        period = float(alarm["Period"]) * self.time_scale
         n = int(alarm["EvaluationPeriods"])
-        end = int(now) + 1  # inclusive of samples stamped within the current second
+        # Windows end just after ``now`` so samples of the current second count; with a time
+        # scale below 1 (demos and tests) the windows are fractions of a second, so keep them exact.
+        end = int(now) + 1 if self.time_scale == 1.0 else now
         dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
         values: list[float | None] = []
         for i in range(n - 1, -1, -1):
             w_end = end - i * period
             w_start = w_end - period
             agg, raw = self.window(alarm["Namespace"], alarm["MetricName"], dims, w_start, w_end)
+            if self.time_scale != 1.0:
+                agg = [float(len(raw)), sum(raw), min(raw), max(raw)] if raw else []
             if alarm.get("ExtendedStatistic"):
                 values.append(alarms.statistic(alarm["ExtendedStatistic"], raw))
             else:
