@@ -176,34 +176,50 @@ async def _resolve(value: Any) -> Any:
     return await out.future()
 
 
-def run_program(stack: str, config: dict[str, str]) -> dict[str, Any]:
-    """Execute __main__.py for ``stack`` and return {resources, outputs} (or {error})."""
-    os.environ["PULUMI_CONFIG"] = json.dumps(config)
+def run_callable(build: Any, stack: str, region: str = "us-east-1") -> dict[str, Any]:
+    """Run ``build()`` (declares resources, may return Outputs) under fresh mocks.
+
+    Returns {resources, outputs} or {error, resources}. Each call gets its own
+    mocks, monitor and event loop, so calls can follow each other in one process.
+    """
     import pulumi
     from pulumi.runtime import settings as rt_settings
     from pulumi.runtime.stack import wait_for_rpcs
 
-    region = config.get("aws:region", "")
-    mocks = make_mocks(region or "us-east-1")
+    # A fresh loop and root stack first: the root's futures bind to the loop
+    # that is current when set_mocks creates it.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    rt_settings.ROOT.set(None)
+    mocks = make_mocks(region)
     monitor = make_monitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     root = rt_settings.get_root_resource()
-    loop = asyncio.get_event_loop()
 
-    async def main() -> dict[str, Any]:
-        runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
+    async def main() -> Any:
+        returned = build()
         await wait_for_rpcs()
-        outputs = await _resolve(root.outputs) if root is not None else {}
+        resolved = await _resolve(returned) if returned is not None else None
+        exported = await _resolve(root.outputs) if root is not None else {}
         await wait_for_rpcs()
-        return outputs
+        return resolved if returned is not None else exported
 
     try:
         outputs = loop.run_until_complete(main())
-    except Exception as exc:  # noqa: BLE001 - reported to the parent process as data
+    except Exception as exc:  # noqa: BLE001 - reported to the caller as data
         return {"error": {"type": type(exc).__name__, "message": str(exc),
                           "traceback": traceback.format_exc()},
                 "resources": _merge(mocks, monitor)}
+    finally:
+        loop.close()
     return {"resources": _merge(mocks, monitor), "outputs": _jsonable(outputs)}
+
+
+def run_program(stack: str, config: dict[str, str]) -> dict[str, Any]:
+    """Execute __main__.py for ``stack`` and return {resources, outputs} (or {error})."""
+    os.environ["PULUMI_CONFIG"] = json.dumps(config)
+    return run_callable(lambda: runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__") and None,
+                        stack, config.get("aws:region") or "us-east-1")
 
 
 def _merge(mocks: Any, monitor: Any) -> list[dict[str, Any]]:
