@@ -92,6 +92,7 @@ class FaultInjector:
 
     def __init__(self, app: WsgiApp) -> None:
         self._app = app
+        self.wrapped: Any = app  # moto's dispatcher, for warm-up
         self._rules: list[FaultRule] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
