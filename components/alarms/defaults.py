@@ -55,7 +55,7 @@ ALARM_DEFAULTS: Final[dict[str, AlarmDefault]] = {
     **{k: v for role in FUNCTION_ROLES for k, v in _function_defaults(role).items()},
     "processor-iterator-age": AlarmDefault(
         120_000, 60, 5, 3, GT, "notBreaching", statistic="Maximum",
-        rationale="The oldest record waiting more than 2 minutes means the processor is falling behind (Maximum, per AWS guidance)."),
+        rationale="Records reaching the processor more than 2 minutes after they were written: it is falling behind (Maximum, per AWS guidance)."),
     "processor-destination-delivery-failures": AlarmDefault(
         1, 60, 1, 1, GE, "notBreaching", statistic="Sum",
         rationale="A failed batch that cannot even reach the DLQ is lost without trace; alert on the first one."),

@@ -195,3 +195,13 @@ def test_load_settings_rejects_typos_in_pulumi_config(monkeypatch: pytest.Monkey
     monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"aws:region": "us-east-1", "iot-ingest:shardCuont": "3"}))
     with pytest.raises(SettingsError, match="shardCuont is not a known key"):
         load_settings()
+
+
+def test_reference_docs_list_every_key_and_every_alarm() -> None:
+    config_doc = (PROJECT_DIR / "docs" / "config.md").read_text()
+    alarms_doc = (PROJECT_DIR / "docs" / "alarms.md").read_text()
+    for key, default in DEFAULTS.items():
+        assert f"| `iot-ingest:{key}` |" in config_doc, key
+        assert f"| `{default or chr(34) * 2}` |" in config_doc, key
+    for alarm_id in ALARM_IDS:
+        assert f"| `{alarm_id}` |" in alarms_doc, alarm_id
