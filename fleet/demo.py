@@ -31,7 +31,7 @@ def demo(args: argparse.Namespace) -> int:
         cloud.start()
         print(f"local cloud up in {time.monotonic() - began:.1f} s: {cloud.api_url}", flush=True)
         outputs = cloud.stack.outputs
-        stack_file = project_dir / ".localcloud" / "stack.json"
+        stack_file: Path = cloud.stack_file
         config = config_from_args(
             args,
             api_url=cloud.api_url,
@@ -41,7 +41,7 @@ def demo(args: argparse.Namespace) -> int:
             devices_table=outputs.get("devicesTableName"),
             stack_file=stack_file if stack_file.is_file() else None,
         )
-        report = run(config)
+        report = run(config, before_alarm_check=cloud.dataplane.monitor.evaluate_alarms)
         return emit(report, config)
     except ConfigError as exc:
         print(f"fleet demo: {exc}", file=sys.stderr)
