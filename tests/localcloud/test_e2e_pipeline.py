@@ -1,0 +1,208 @@
+"""End to end on the local cloud: real HTTP -> authorizer -> ingest -> Kinesis ->
+processor -> DynamoDB, plus throttling, the DLQ and an alarm reaching its topic.
+
+One LocalCloud (dev stack) for the module. Alarms run with a time scale of
+0.02 (a declared 60 s period lasts 1.2 s) so the processor-errors alarm can be
+driven by real failures in seconds. "Nothing was written" is checked with a
+marker: the dev stream has one shard and per-key order is kept, so once a later
+marker reading is stored, every earlier record has been processed.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from admin.registry import DeviceRegistry
+from localcloud.cloud import LocalCloud
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    state = tmp_path_factory.mktemp("e2e-cloud")
+    lc = LocalCloud(stack="dev", state_dir=state,
+                    dataplane_options={"alarm_time_scale": 0.02, "evaluation_interval_s": 0.25})
+    lc.start()
+    try:
+        yield lc
+    finally:
+        lc.stop()
+
+
+@pytest.fixture(scope="module")
+def registry(cloud: LocalCloud) -> DeviceRegistry:
+    assert cloud.stack is not None
+    return DeviceRegistry(cloud.emulator.client("dynamodb"), cloud.stack.outputs["devicesTableName"])
+
+
+def post(cloud: LocalCloud, path: str, body: Any, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    port = int(cloud.api_url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        conn.request("POST", path, body=raw, headers={"content-type": "application/json", **headers})
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, (json.loads(data) if data else {})
+    finally:
+        conn.close()
+
+
+def readings(cloud: LocalCloud, device_id: str) -> list[dict[str, Any]]:
+    assert cloud.stack is not None
+    ddb = cloud.emulator.client("dynamodb")
+    out = ddb.query(TableName=cloud.stack.outputs["readingsTableName"], KeyConditionExpression="deviceId = :d",
+                    ExpressionAttributeValues={":d": {"S": device_id}}, ConsistentRead=True)
+    return out["Items"]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not met within {timeout}s")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def marker(cloud: LocalCloud, registry: DeviceRegistry) -> None:
+    """Post one reading from a fresh device and wait until it is stored."""
+    device, key = registry.add(f"marker-{uuid.uuid4().hex[:8]}")
+    status, _ = post(cloud, "/v1/telemetry", {"readings": [{"ts": now_ms(), "metrics": {"m": 1}}]},
+                     {"x-device-id": device, "x-device-key": key})
+    assert status == 202
+    wait_for(lambda: readings(cloud, device), what="marker stored")
+
+
+def test_readings_land_exactly_once_and_resend_is_idempotent(cloud: LocalCloud, registry: DeviceRegistry) -> None:
+    device, key = registry.add(f"dev-{uuid.uuid4().hex[:8]}")
+    ts = now_ms()
+    body = {"deviceId": device, "readings": [{"ts": ts - i * 1000, "seq": i, "metrics": {"temp": 20.5 + i}}
+                                             for i in range(3)]}
+    auth = {"x-device-id": device, "x-device-key": key}
+    status, answer = post(cloud, "/v1/telemetry", body, auth)
+    assert status == 202 and answer["accepted"] == 3 and answer["requestId"]
+    wait_for(lambda: len(readings(cloud, device)) == 3, what="3 readings stored")
+    status, _ = post(cloud, "/v1/telemetry", body, auth)  # the device retries the same request
+    assert status == 202
+    marker(cloud, registry)
+    items = readings(cloud, device)
+    assert len(items) == 3
+    assert sorted(i["readingKey"]["S"] for i in items) == sorted(f"{ts - i * 1000:013d}#{i:010d}" for i in range(3))
+    assert {float(i["metrics"]["M"]["temp"]["N"]) for i in items} == {20.5, 21.5, 22.5}
+
+
+def test_bad_credentials_and_spoofed_device_write_nothing(cloud: LocalCloud, registry: DeviceRegistry) -> None:
+    good, good_key = registry.add(f"good-{uuid.uuid4().hex[:8]}")
+    revoked, revoked_key = registry.add(f"rev-{uuid.uuid4().hex[:8]}")
+    registry.revoke(revoked)
+    body = {"readings": [{"ts": now_ms(), "metrics": {"v": 1}}]}
+    assert post(cloud, "/v1/telemetry", body, {"x-device-id": good}) == (401, {"message": "Unauthorized"})
+    assert post(cloud, "/v1/telemetry", body, {}) == (401, {"message": "Unauthorized"})
+    assert post(cloud, "/v1/telemetry", body, {"x-device-id": good, "x-device-key": "wrong-key"}) == \
+        (403, {"message": "Forbidden"})
+    assert post(cloud, "/v1/telemetry", body, {"x-device-id": revoked, "x-device-key": revoked_key}) == \
+        (403, {"message": "Forbidden"})
+    assert post(cloud, "/v1/telemetry", body, {"x-device-id": "nobody-" + uuid.uuid4().hex[:6],
+                                                "x-device-key": good_key})[0] == 403
+    status, answer = post(cloud, "/v1/telemetry", {**body, "deviceId": revoked},
+                          {"x-device-id": good, "x-device-key": good_key})
+    assert status == 403 and answer["error"] == "device_mismatch"
+    marker(cloud, registry)
+    assert readings(cloud, good) == [] and readings(cloud, revoked) == []
+
+
+def test_poison_pill_goes_to_dlq_without_blocking(cloud: LocalCloud, registry: DeviceRegistry) -> None:
+    assert cloud.stack is not None
+    outputs = cloud.stack.outputs
+    kinesis, sqs = cloud.emulator.client("kinesis"), cloud.emulator.client("sqs")
+    device, key = registry.add(f"pp-{uuid.uuid4().hex[:8]}")
+    put = kinesis.put_record(StreamName=outputs["streamName"], Data=b"\x00not json at all", PartitionKey=device)
+    poison_seq = put["SequenceNumber"]
+    status, _ = post(cloud, "/v1/telemetry", {"readings": [{"ts": now_ms(), "metrics": {"after": 1}}]},
+                     {"x-device-id": device, "x-device-key": key})
+    assert status == 202
+    wait_for(lambda: readings(cloud, device), what="reading after the poison pill stored")
+
+    def poison_in_dlq() -> dict[str, Any] | None:
+        for message in sqs.receive_message(QueueUrl=outputs["dlqUrl"], MaxNumberOfMessages=10,
+                                           VisibilityTimeout=0).get("Messages", []):
+            record = json.loads(message["Body"])
+            info = record["KinesisBatchInfo"]
+            if int(info["startSequenceNumber"]) <= int(poison_seq) <= int(info["endSequenceNumber"]):
+                return record
+        return None
+
+    record = wait_for(poison_in_dlq, what="poison pill in the DLQ")
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 4  # first try + processorMaxRetries (3)
+    assert record["KinesisBatchInfo"]["streamArn"] == outputs["streamArn"]
+
+
+def test_processor_errors_alarm_notifies_topic(cloud: LocalCloud, registry: DeviceRegistry) -> None:
+    assert cloud.stack is not None
+    outputs = cloud.stack.outputs
+    sns, sqs = cloud.emulator.client("sns"), cloud.emulator.client("sqs")
+    inbox = sqs.create_queue(QueueName=f"alarm-inbox-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=outputs["alarmTopicArn"], Protocol="sqs", Endpoint=inbox_arn,
+                  Attributes={"RawMessageDelivery": "true"})
+    alarm_name = f"iot-ingest-dev-processor-errors"
+    device, key = registry.add(f"al-{uuid.uuid4().hex[:8]}")
+    cloud.emulator.inject_fault({"target": "DynamoDB_20120810.BatchWriteItem", "error": "AccessDeniedException",
+                                 "message": "injected: writes refused", "times": 100000})
+    found: dict[str, Any] | None = None
+    try:
+        deadline = time.monotonic() + 30
+        while found is None and time.monotonic() < deadline:
+            post(cloud, "/v1/telemetry", {"readings": [{"ts": now_ms(), "metrics": {"x": 1}}]},
+                 {"x-device-id": device, "x-device-key": key})
+            for message in sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", []):
+                note = json.loads(message["Body"])
+                if note.get("AlarmName") == alarm_name and note.get("NewStateValue") == "ALARM":
+                    found = note
+            time.sleep(0.1)
+    finally:
+        cloud.emulator.clear_faults()
+    assert found is not None, "processor errors alarm did not notify the topic"
+    assert found["Trigger"]["MetricName"] == "Errors" and found["Trigger"]["Namespace"] == "AWS/Lambda"
+    assert found["Trigger"]["Dimensions"] == [{"value": outputs["functionNames"]["processor"], "name": "FunctionName"}]
+    assert found["OldStateValue"] == "OK"
+    state = cloud.emulator.client("cloudwatch").describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"][0]
+    assert state["StateValue"] in ("ALARM", "OK")  # it may already have recovered at 1.2 s periods
+
+
+def test_stage_throttle_returns_429_beyond_burst_and_rate(cloud: LocalCloud) -> None:
+    """dev declares burst 100, rate 50/s: a fast sequential client must see 429s, and never
+    more successes than burst + rate x elapsed."""
+    port = int(cloud.api_url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    statuses: list[int] = []
+    started = time.monotonic()
+    try:
+        for _ in range(250):
+            conn.request("GET", "/health")
+            response = conn.getresponse()
+            body = response.read()
+            statuses.append(response.status)
+            if response.status == 429:
+                assert json.loads(body) == {"message": "Too Many Requests"}
+    finally:
+        conn.close()
+    elapsed = time.monotonic() - started
+    ok = statuses.count(200)
+    assert statuses.count(429) > 0 and ok + statuses.count(429) == 250
+    assert 100 <= ok <= 100 + 50 * elapsed + 1
+    assert statuses[:100] == [200] * 100
