@@ -37,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REGION = "us-east-1"
 STATE_DIR_NAME = ".localcloud"
 STACK_JSON = "stack.json"
+ERROR_FILE = "error.txt"  # next to the child's --out file
 
 __all__ = ["ProvisionError", "provision", "provision_in_process", "write_stack_json"]
 
@@ -87,7 +88,7 @@ def provision(
         except subprocess.TimeoutExpired as exc:
             raise ProvisionError(f"provisioning {stack!r} did not finish within {timeout_s:.0f}s") from exc
         if proc.returncode != 0 or not out.exists():
-            raise ProvisionError(_child_error(proc))
+            raise ProvisionError(_child_error(proc, out.with_name(ERROR_FILE)))
         with out.open("rb") as fh:
             result = pickle.load(fh)
     if not isinstance(result, ProvisionedStack):
@@ -95,11 +96,10 @@ def provision(
     return result
 
 
-def _child_error(proc: subprocess.CompletedProcess[str]) -> str:
-    """The child's one-line error (last ``ERROR:`` line), else its stderr tail."""
-    for line in reversed(proc.stderr.splitlines()):
-        if line.startswith("ERROR: "):
-            return line[len("ERROR: "):]
+def _child_error(proc: subprocess.CompletedProcess[str], error_file: Path) -> str:
+    """The child's error message (it may span lines, e.g. every settings problem), else its stderr tail."""
+    if error_file.is_file():
+        return error_file.read_text(encoding="utf-8")
     tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
     return f"provisioning failed (exit {proc.returncode}):\n{tail}"
 
@@ -475,11 +475,12 @@ def main(argv: list[str] | None = None) -> int:
             region=args.region, state_dir=args.state_dir,
         )
     except ProvisionError as exc:
+        args.out.with_name(ERROR_FILE).write_text(str(exc), encoding="utf-8")
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 - reported to the parent as one line plus the trace
+    except Exception as exc:  # noqa: BLE001 - reported to the parent with the trace on stderr
         traceback.print_exc()
-        print(f"ERROR: {type(exc).__name__}: {exc}", file=sys.stderr)
+        args.out.with_name(ERROR_FILE).write_text(f"{type(exc).__name__}: {exc}", encoding="utf-8")
         return 2
     with args.out.open("wb") as fh:
         pickle.dump(result, fh)

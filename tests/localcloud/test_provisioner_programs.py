@@ -1,0 +1,179 @@
+"""The provisioner on small programs of our own: generic behaviour, independent of the real program."""
+from __future__ import annotations
+
+import json
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from localcloud.emulator import Emulator
+from localcloud.provisioner import ProvisionError, provision, write_stack_json
+
+API_URL = "http://127.0.0.1:9"  # never contacted: only becomes the APIs' endpoint
+
+
+def make_project(root: Path, body: str, *, project_config: str = "", stack_config: str = "",
+                 stack: str = "dev") -> Path:
+    """A Pulumi project dir: Pulumi.yaml, Pulumi.<stack>.yaml, __main__.py, code/app.py."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "Pulumi.yaml").write_text(f"name: tinyproj\nruntime: python\n{project_config}")
+    (root / f"Pulumi.{stack}.yaml").write_text(stack_config or "config: {}\n")
+    (root / "code").mkdir(exist_ok=True)
+    (root / "code" / "app.py").write_text("def handler(event, context):\n    return {'ok': True}\n")
+    (root / "__main__.py").write_text(
+        "import json\nimport pulumi\nimport pulumi_aws as aws\n\n" + textwrap.dedent(body)
+    )
+    return root
+
+
+@pytest.fixture()
+def suffix() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+def test_stream_table_function_are_created_with_declared_settings(emulator: Emulator, tmp_path: Path, suffix: str) -> None:
+    project = make_project(
+        tmp_path / "proj",
+        f"""
+        cfg = pulumi.Config()
+        provider = aws.Provider("aws", region="us-east-1",
+                                default_tags=aws.ProviderDefaultTagsArgs(tags={{"team": "iot", "env": "t"}}))
+        opts = pulumi.ResourceOptions(provider=provider)
+        stream = aws.kinesis.Stream("events", shard_count=cfg.require_int("shards"), retention_period=48,
+            stream_mode_details=aws.kinesis.StreamStreamModeDetailsArgs(stream_mode="PROVISIONED"),
+            encryption_type="KMS", kms_key_id="alias/aws/kinesis", tags={{"env": "override"}}, opts=opts)
+        table = aws.dynamodb.Table("readings", billing_mode="PAY_PER_REQUEST", hash_key="pk", range_key="sk",
+            attributes=[aws.dynamodb.TableAttributeArgs(name="pk", type="S"),
+                        aws.dynamodb.TableAttributeArgs(name="sk", type="S")],
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name="expiresAt", enabled=True),
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True), opts=opts)
+        role = aws.iam.Role("fn-role", assume_role_policy=json.dumps({{"Version": "2012-10-17", "Statement": [
+            {{"Effect": "Allow", "Principal": {{"Service": "lambda.amazonaws.com"}}, "Action": "sts:AssumeRole"}}]}}),
+            opts=opts)
+        fn = aws.lambda_.Function("fn", name="tiny-fn-{suffix}", role=role.arn, runtime="python3.12",
+            handler="app.handler", code=pulumi.FileArchive("./code"), timeout=7, memory_size=256,
+            reserved_concurrent_executions=3,
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables={{"STREAM": stream.name, "TABLE": table.name}}),
+            opts=opts)
+        pulumi.export("streamName", stream.name)
+        pulumi.export("tableName", table.name)
+        pulumi.export("fn", {{"name": fn.name, "invokeArn": fn.invoke_arn}})
+        pulumi.export("shardsSeen", cfg.require_int("shards"))
+        pulumi.export("colour", cfg.get("colour"))
+        """,
+        project_config="config:\n  shards:\n    type: integer\n    default: 1\n  colour: blue\n",
+        stack_config="config:\n  tinyproj:shards: 2\n",
+    )
+    result = provision(project, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL)
+
+    out = result.outputs
+    # Config: the stack file overrides the Pulumi.yaml default; a bare default key is read too.
+    assert out["shardsSeen"] == 2 and out["colour"] == "blue"
+    # Auto-naming: logical name + "-" + 7 hex characters.
+    assert out["streamName"].startswith("events-") and len(out["streamName"]) == len("events-") + 7
+
+    kinesis = emulator.client("kinesis")
+    summary = kinesis.describe_stream_summary(StreamName=out["streamName"])["StreamDescriptionSummary"]
+    assert summary["OpenShardCount"] == 2
+    assert summary["RetentionPeriodHours"] == 48
+    assert summary["EncryptionType"] == "KMS" and summary["KeyId"] == "alias/aws/kinesis"
+    tags = {t["Key"]: t["Value"] for t in kinesis.list_tags_for_stream(StreamName=out["streamName"])["Tags"]}
+    assert tags == {"team": "iot", "env": "override"}  # provider default tags, resource tags win
+
+    dynamodb = emulator.client("dynamodb")
+    table = dynamodb.describe_table(TableName=out["tableName"])["Table"]
+    assert [(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]] == [("pk", "HASH"), ("sk", "RANGE")]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    ttl = dynamodb.describe_time_to_live(TableName=out["tableName"])["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiresAt")
+    backups = dynamodb.describe_continuous_backups(TableName=out["tableName"])["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+    lam = emulator.client("lambda")
+    fn = lam.get_function(FunctionName=f"tiny-fn-{suffix}")
+    config = fn["Configuration"]
+    assert (config["Handler"], config["Timeout"], config["MemorySize"], config["Runtime"]) == (
+        "app.handler", 7, 256, "python3.12")
+    assert config["Environment"]["Variables"] == {"STREAM": out["streamName"], "TABLE": out["tableName"]}
+    assert fn["Concurrency"]["ReservedConcurrentExecutions"] == 3
+    assert out["fn"]["invokeArn"] == (
+        f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{config['FunctionArn']}/invocations"
+    )
+
+    spec = result.functions[f"tiny-fn-{suffix}"]
+    assert spec.code_dir == (project / "code").resolve()
+    assert (spec.handler, spec.timeout_s, spec.memory_mb, spec.reserved_concurrency) == ("app.handler", 7.0, 256, 3)
+    assert spec.environment == {"STREAM": out["streamName"], "TABLE": out["tableName"]}
+    assert {r.type for r in result.resources} >= {
+        "pulumi:providers:aws", "aws:kinesis/stream:Stream", "aws:dynamodb/table:Table", "aws:lambda/function:Function"}
+
+    stack_json = json.loads((project / ".localcloud" / "stack.json").read_text())
+    assert stack_json == {**out, "endpointUrl": emulator.endpoint_url}
+
+
+def test_unsupported_resource_type_is_an_error_naming_type_and_name(emulator: Emulator, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "ec2", """
+        queue = aws.sqs.Queue("fine")
+        aws.ec2.Instance("web-server", ami="ami-123", instance_type="t4g.nano")
+        """)
+    with pytest.raises(ProvisionError) as raised:
+        provision(project, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL)
+    message = str(raised.value)
+    assert "aws:ec2/instance:Instance" in message and "'web-server'" in message
+    assert not (project / ".localcloud" / "stack.json").exists()
+
+
+def test_emulator_rejection_names_the_resource(emulator: Emulator, tmp_path: Path) -> None:
+    # A role policy on a role that does not exist: moto answers NoSuchEntity.
+    project = make_project(tmp_path / "bad", """
+        aws.iam.RolePolicy("orphan-policy", role="no-such-role-anywhere",
+                           policy=json.dumps({"Version": "2012-10-17", "Statement": []}))
+        """)
+    with pytest.raises(ProvisionError, match=r"aws:iam/rolePolicy:RolePolicy 'orphan-policy'.*NoSuchEntity"):
+        provision(project, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL)
+
+
+def test_function_code_must_exist(emulator: Emulator, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "nocode", """
+        aws.lambda_.Function("fn", role="arn:aws:iam::123456789012:role/x", runtime="python3.12",
+                             handler="app.handler", code=pulumi.FileArchive("./missing"))
+        """)
+    with pytest.raises(ProvisionError, match=r"function 'fn': code archive './missing'"):
+        provision(project, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL)
+
+
+def test_program_exception_is_reported_with_its_message(emulator: Emulator, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "raises", """
+        cfg = pulumi.Config()
+        cfg.require("mustBeSet")
+        """)
+    with pytest.raises(ProvisionError, match=r"the program failed: .*mustBeSet"):
+        provision(project, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL)
+
+
+def test_unknown_stack_lists_the_known_ones(emulator: Emulator, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "stacks", "pass\n")
+    with pytest.raises(ProvisionError, match=r"unknown stack 'staging'.*stacks here: dev"):
+        provision(project, "staging", endpoint_url=emulator.endpoint_url, api_url=API_URL)
+
+
+def test_in_process_runs_do_not_leak_between_programs(emulator: Emulator, tmp_path: Path) -> None:
+    """isolate=False runs in this process; two programs in a row keep their own outputs and config."""
+    first = make_project(tmp_path / "one", 'pulumi.export("who", pulumi.Config().require("name"))\n'
+                         'aws.sqs.Queue("q1")\n', stack_config="config:\n  tinyproj:name: one\n")
+    second = make_project(tmp_path / "two", 'pulumi.export("who", pulumi.Config().require("name"))\n',
+                          stack_config="config:\n  tinyproj:name: two\n")
+    a = provision(first, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL, isolate=False)
+    b = provision(second, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL, isolate=False)
+    assert a.outputs == {"who": "one"} and b.outputs == {"who": "two"}
+    assert [r.type for r in a.resources] == ["aws:sqs/queue:Queue"] and b.resources == []
+
+
+def test_stack_json_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    write_stack_json(state, {"apiUrl": "http://x"}, "http://emu")
+    write_stack_json(state, {"apiUrl": "http://y"}, "http://emu")
+    assert json.loads((state / "stack.json").read_text()) == {"apiUrl": "http://y", "endpointUrl": "http://emu"}
+    assert sorted(p.name for p in state.iterdir()) == ["stack.json"]
