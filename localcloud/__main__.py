@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=0, help="HTTP API port (default: a free port)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--project-dir", type=Path, default=REPO_ROOT, help="the Pulumi project (default: this repo)")
+    serve.add_argument("--state-dir", type=Path, default=None,
+                       help="where stack.json and logs go (default: <project-dir>/.localcloud)")
     return parser
 
 
@@ -42,7 +44,8 @@ def serve(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    cloud = LocalCloud(Path(args.project_dir), stack=args.stack, host=args.host, api_port=args.port)
+    cloud = LocalCloud(Path(args.project_dir), stack=args.stack, host=args.host, api_port=args.port,
+                       state_dir=args.state_dir)
     try:
         print(f"localcloud: starting stack {args.stack!r} ...", flush=True)
         try:

@@ -1,0 +1,114 @@
+"""LocalCloud and `python -m localcloud serve`: the whole local cloud up on loopback and down again."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from localcloud.cloud import LocalCloud
+from localcloud.provisioner import ProvisionError
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+def child_pids() -> set[int]:
+    """Direct children of this process (read from /proc, no extra dependency)."""
+    me, out = os.getpid(), set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+                out.add(int(entry.name))
+    return out
+
+
+def port_open(url: str) -> bool:
+    host, port = url.split("//", 1)[1].split(":")
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def get_json(url: str) -> tuple[int, dict]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_local_cloud_serves_health_and_stops_cleanly(tmp_path: Path) -> None:
+    before = child_pids()
+    cloud = LocalCloud(REPO, stack="dev", state_dir=tmp_path / "state")
+    with cloud:
+        assert get_json(f"{cloud.api_url}/health") == (200, {"status": "ok"})
+        assert cloud.startup_seconds is not None and 0 < cloud.startup_seconds < 30
+        assert cloud.stack is not None and cloud.stack.outputs["apiUrl"] == cloud.api_url
+        stack_json = json.loads((tmp_path / "state" / "stack.json").read_text())
+        assert stack_json["apiUrl"] == cloud.api_url and stack_json["endpointUrl"] == cloud.endpoint_url
+        api_url, endpoint_url = cloud.api_url, cloud.endpoint_url
+        assert port_open(api_url) and port_open(endpoint_url)
+    cloud.stop()  # idempotent
+    assert cloud.dataplane is None and not cloud.emulator.running
+    assert not port_open(api_url) and not port_open(endpoint_url)
+    deadline = time.monotonic() + 5
+    while child_pids() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert child_pids() - before == set()
+
+
+def test_failed_start_leaves_nothing_running(tmp_path: Path) -> None:
+    before = child_pids()
+    cloud = LocalCloud(REPO, stack="no-such-stack", state_dir=tmp_path)
+    with pytest.raises(ProvisionError, match="unknown stack 'no-such-stack'"):
+        cloud.start()
+    assert not cloud.emulator.running and cloud.dataplane is None
+    assert child_pids() - before == set()
+
+
+def serve(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "localcloud", "serve", *args], cwd=REPO, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def test_serve_unknown_stack_exits_2_with_a_message(tmp_path: Path) -> None:
+    proc = serve("--stack", "nope", "--state-dir", str(tmp_path))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "unknown stack 'nope'" in err and "dev, prod" in err
+    assert "Traceback" not in err
+
+
+def test_serve_prints_urls_answers_and_shuts_down_on_sigterm(tmp_path: Path) -> None:
+    proc = serve("--stack", "dev", "--state-dir", str(tmp_path))
+    try:
+        lines: list[str] = []
+        assert proc.stdout is not None
+        while not any("try:" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, f"serve exited early: {proc.wait()} {proc.stderr.read() if proc.stderr else ''}"
+            lines.append(line)
+        text = "".join(lines)
+        api_url = next(l.split()[-1] for l in lines if "API URL:" in l)
+        assert "emulator URL: http://127.0.0.1:" in text
+        assert str(tmp_path / "stack.json") in text and f"curl -s {api_url}/health" in text
+        assert get_json(f"{api_url}/health") == (200, {"status": "ok"})
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        assert proc.returncode == 0
+        assert not port_open(api_url)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
