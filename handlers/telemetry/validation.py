@@ -98,7 +98,7 @@ def body_bytes(event: dict[str, Any], max_bytes: int) -> bytes:
         except (binascii.Error, ValueError):
             raise RequestError(400, "invalid_json", "body is marked base64 but is not valid base64", "body") from None
     else:
-        raw = body.encode("utf-8")
+        raw = body.encode("utf-8", "surrogatepass")  # a lone surrogate then fails UTF-8 decoding with a clear 400
     if len(raw) > max_bytes:
         raise RequestError(413, "payload_too_large", f"body is {len(raw)} bytes; the limit is {max_bytes}", "body")
     return raw

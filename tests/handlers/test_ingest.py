@@ -80,6 +80,7 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], int, str, str | None, int | None]] =
     "malformed json": (telemetry_event('{"readings": [', raw=True), 400, "invalid_json", "body", None),
     "empty body": (telemetry_event("", raw=True), 400, "invalid_json", "body", None),
     "invalid base64": ({**telemetry_event({}), "body": "@@@not base64", "isBase64Encoded": True}, 400, "invalid_json", "body", None),
+    "lone surrogate": ({**telemetry_event({}), "body": '{"readings": "\ud800"}'}, 400, "invalid_json", "body", None),
     "invalid utf-8": (telemetry_event(b"\xff\xfe{}", raw=True, b64=True), 400, "invalid_json", "body", None),
     "not an object": (telemetry_event([1, 2]), 400, "invalid_request", "body", None),
     "missing readings": (telemetry_event({"deviceId": "dev-1"}), 400, "invalid_request", "readings", None),
