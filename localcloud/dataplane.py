@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 class DataPlane:
     def __init__(self, stack: ProvisionedStack, host: str = "127.0.0.1", port: int = 0, *,
-                 log_dir: Path | None = None, default_concurrency: int = 4,
+                 log_dir: Path | None = None, max_workers_per_function: int = 4,
                  evaluation_interval_s: float = 10.0, flush_interval_s: float = 1.0,
                  poll_interval_s: float = 0.1, alarm_time_scale: float = 1.0) -> None:
         self.stack = stack
@@ -39,7 +39,7 @@ class DataPlane:
                                evaluation_interval_s=evaluation_interval_s, time_scale=alarm_time_scale,
                                queue_urls=tuple(queues))
         self.runner = LambdaRunner(stack.functions, stack.endpoint_url, stack.region, sink=self.monitor,
-                                   log_dir=self.log_dir, default_concurrency=default_concurrency)
+                                   log_dir=self.log_dir, max_workers=max_workers_per_function)
         self.gateways: list[Gateway] = []
         self.pollers: list[StreamPoller] = []
         self._poll_interval_s = poll_interval_s

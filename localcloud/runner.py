@@ -8,12 +8,13 @@ functions that share module names (``telemetry``) and read their environment
 at import time from seeing each other's state. Workers stay warm across
 invocations, like reused Lambda execution environments.
 
-Concurrency follows Lambda: a function with reserved concurrency N never runs
-more than N invocations at once and rejects the excess as throttled
-(``Throttles`` metric). An unreserved function draws from the account's pool on
-AWS (1,000 by default), which a 2-core machine cannot host, so locally it gets
-``default_concurrency`` workers and callers over that wait for a free one
-(bounded by the function's timeout) instead of being throttled.
+Concurrency follows Lambda: a function with reserved concurrency N never has
+more than N invocations in flight and rejects the excess as throttled
+(``Throttles`` metric); an unreserved one draws from the account's pool of
+1,000. A 2-core machine cannot host hundreds of environments, so each function
+gets at most ``max_workers`` processes; invocations within the concurrency
+limit but beyond the workers queue for a free worker (bounded by the
+function's timeout), which shows up as latency, not as throttling.
 
 Handler output (stdout/stderr: Powertools JSON logs, START/END/REPORT lines) is
 appended to ``<log_dir>/lambda/<function>.log``; lines carrying Embedded
@@ -37,6 +38,9 @@ from .model import FunctionSpec
 
 WORKER_SCRIPT = Path(__file__).with_name("_worker.py")
 FAKE_ACCOUNT = "123456789012"
+# An unreserved function shares the account's pool (1,000 by default):
+# https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html
+UNRESERVED_CONCURRENCY = 1000
 
 
 class MetricSink(Protocol):
@@ -215,65 +219,96 @@ class _LogPump:
 
 
 class _FunctionPool:
-    """Warm workers of one function plus its concurrency accounting."""
+    """Warm workers of one function plus its concurrency accounting.
+
+    Two separate limits: ``cap`` is the function's concurrency (reserved -> excess is
+    throttled), ``max_workers`` the number of processes this machine hosts for it.
+    Invocations within the concurrency but beyond the workers wait for a free worker,
+    as they would for CPU on a busy host; they still count as concurrent.
+    """
 
     def __init__(self, spec: FunctionSpec, env: dict[str, str], cap: int, reserved: bool,
-                 log: _LogPump) -> None:
+                 max_workers: int, log: _LogPump) -> None:
         self.spec = spec
         self.env = env
         self.cap = cap
         self.reserved = reserved
+        self.max_workers = max(1, min(max_workers, cap)) if cap > 0 else 0
         self.log = log
         self.idle: list[_Worker] = []
-        self.busy = 0
+        self.concurrent = 0
+        self.spawned = 0  # workers alive or being started
         self.cond = threading.Condition()
         self.closed = False
         self.all: set[_Worker] = set()
 
-    def acquire_slot(self, wait_s: float) -> bool:
+    def enter(self) -> bool:
+        """Count one more concurrent invocation; False means throttled."""
         with self.cond:
-            if self.reserved:
-                if self.busy >= self.cap:
-                    return False
-            else:
-                deadline = time.monotonic() + wait_s
-                while self.busy >= self.cap:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or self.closed:
-                        return False
-                    self.cond.wait(remaining)
-            self.busy += 1
+            if self.closed or self.cap <= 0 or (self.reserved and self.concurrent >= self.cap):
+                return False
+            self.concurrent += 1
             return True
 
-    def release_slot(self, worker: _Worker | None) -> None:
+    def leave(self) -> None:
         with self.cond:
-            self.busy -= 1
-            if worker is not None:
-                if self.closed or not worker.alive():
-                    self.all.discard(worker)
-                    threading.Thread(target=worker.kill, daemon=True).start()
-                else:
-                    self.idle.append(worker)
+            self.concurrent -= 1
+
+    def take_worker(self, wait_s: float) -> _Worker | None:
+        """An idle warm worker, a new one if under max_workers, else wait; None on timeout."""
+        deadline = time.monotonic() + wait_s
+        with self.cond:
+            while True:
+                while self.idle:
+                    worker = self.idle.pop()
+                    if worker.alive():
+                        return worker
+                    self._forget(worker)
+                if self.closed:
+                    return None
+                if self.spawned < self.max_workers:
+                    self.spawned += 1
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self.cond.wait(remaining)
+        try:
+            return self.spawn(counted=True)
+        except BaseException:
+            with self.cond:
+                self.spawned -= 1
+                self.cond.notify()
+            raise
+
+    def give_back(self, worker: _Worker) -> None:
+        with self.cond:
+            if self.closed or not worker.alive():
+                self._forget(worker)
+                threading.Thread(target=worker.kill, daemon=True).start()
+            else:
+                self.idle.append(worker)
             self.cond.notify()
 
-    def take_worker(self) -> _Worker:
-        with self.cond:
-            while self.idle:
-                worker = self.idle.pop()
-                if worker.alive():
-                    return worker
-                self.all.discard(worker)
-        return self.spawn()
-
-    def spawn(self) -> _Worker:
+    def spawn(self, counted: bool = False) -> _Worker:
+        if not counted:
+            with self.cond:
+                self.spawned += 1
         worker = _Worker(self.spec, self.env, self.log)
         with self.cond:
             self.all.add(worker)
         return worker
 
+    def _forget(self, worker: _Worker) -> None:
+        """Caller holds the lock."""
+        if worker in self.all:
+            self.all.discard(worker)
+            self.spawned -= 1
+
     def discard(self, worker: _Worker) -> None:
         with self.cond:
-            self.all.discard(worker)
+            self._forget(worker)
+            self.cond.notify()
         worker.kill()
 
     def close(self) -> None:
@@ -292,12 +327,12 @@ class LambdaRunner:
 
     def __init__(self, functions: dict[str, FunctionSpec], endpoint_url: str, region: str,
                  sink: MetricSink | None = None, log_dir: Path | None = None,
-                 default_concurrency: int = 4, prewarm: bool = True) -> None:
+                 max_workers: int = 4, prewarm: bool = True) -> None:
         self._sink = sink or NullSink()
         self._region = region
         self._endpoint = endpoint_url
         self._log_dir = log_dir or default_log_dir()
-        self._default_concurrency = default_concurrency
+        self._max_workers = max_workers
         self._prewarm = prewarm
         self._specs = dict(functions)
         self._pools: dict[str, _FunctionPool] = {}
@@ -311,11 +346,11 @@ class LambdaRunner:
                 return
             for name, spec in self._specs.items():
                 reserved = spec.reserved_concurrency is not None and spec.reserved_concurrency >= 0
-                cap = spec.reserved_concurrency if reserved else self._default_concurrency
+                cap = spec.reserved_concurrency if reserved else UNRESERVED_CONCURRENCY
                 log = _LogPump(self._log_dir / "lambda" / f"{name}.log", self._sink)
                 self._logs.append(log)
                 self._pools[name] = _FunctionPool(spec, self.environment_for(spec), int(cap or 0),
-                                                  reserved, log)
+                                                  reserved, self._max_workers, log)
             self._started = True
         if self._prewarm:
             # Start one environment per function in parallel; init cost is paid now, not by
@@ -374,26 +409,30 @@ class LambdaRunner:
         request_id = str(uuid.uuid4())
         function_timeout = spec.timeout_s
         wait_limit = function_timeout if timeout_s is None else min(function_timeout, timeout_s)
-        if pool.cap <= 0 or not pool.acquire_slot(wait_limit):
+        if not pool.enter():
             self._sink.put("AWS/Lambda", "Throttles", dims, 1.0, "Count")
             return InvokeResult(request_id, error_type="TooManyRequestsException",
                                 error_message="Rate Exceeded.", throttled=True)
-        worker: _Worker | None = None
         started = time.perf_counter()
         try:
-            worker = pool.take_worker()
+            worker = pool.take_worker(wait_limit)
+            if worker is None:
+                # Unreserved and every local worker stayed busy for the whole timeout: reported
+                # as a throttle (the closest AWS outcome), not as a function error.
+                self._sink.put("AWS/Lambda", "Throttles", dims, 1.0, "Count")
+                return InvokeResult(request_id, error_type="TooManyRequestsException",
+                                    error_message="Rate Exceeded. (no local worker became free)",
+                                    throttled=True)
             if not worker.wait_ready_once(30):
                 pool.discard(worker)
-                worker = None
                 return self._finish(dims, InvokeResult(request_id, error_type="Runtime.ExitError",
                                                        error_message="worker failed to start"), started)
-            limit = function_timeout if timeout_s is None else min(function_timeout, timeout_s)
+            limit = wait_limit
             reply = worker.invoke({"requestId": request_id, "event": event,
                                    "deadlineMs": time.time() * 1000 + function_timeout * 1000}, limit)
             if reply is None:
                 timed_out = worker.alive()
                 pool.discard(worker)
-                worker = None
                 if timed_out:
                     message = f"Task timed out after {limit:.2f} seconds"
                     return self._finish(dims, InvokeResult(request_id, error_type="Sandbox.Timedout",
@@ -401,12 +440,13 @@ class LambdaRunner:
                 return self._finish(dims, InvokeResult(request_id, error_type="Runtime.ExitError",
                                                        error_message="Runtime exited unexpectedly"),
                                     started)
+            pool.give_back(worker)
             if reply.get("ok"):
                 return self._finish(dims, InvokeResult(request_id, payload=reply.get("result")), started)
             return self._finish(dims, InvokeResult(request_id, error_type=reply.get("errorType", "Error"),
                                                    error_message=reply.get("errorMessage", "")), started)
         finally:
-            pool.release_slot(worker)
+            pool.leave()
 
     def _finish(self, dims: dict[str, str], result: InvokeResult, started: float) -> InvokeResult:
         duration = (time.perf_counter() - started) * 1000

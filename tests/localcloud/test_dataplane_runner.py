@@ -145,3 +145,25 @@ def test_unknown_function_and_bad_handler(tmp_path: Path) -> None:
             r.invoke("nope", {})
     finally:
         r.stop()
+
+
+def test_unreserved_excess_queues_for_a_bounded_number_of_workers(tmp_path: Path, sink: RecordingSink) -> None:
+    functions = {"fq": spec("fq", make_code(tmp_path, "q", "Q")), "fr": spec("fr", make_code(tmp_path, "r", "R"),
+                                                                            reserved=50)}
+    r = LambdaRunner(functions, "http://127.0.0.1:1", "us-east-1", sink=sink, log_dir=tmp_path / "logs",
+                     max_workers=2)
+    r.start()
+    try:
+        results: list = []
+        threads = [threading.Thread(target=lambda f=f: results.append(r.invoke(f, {"sleep": 0.3})))
+                   for f in ["fq"] * 5 + ["fr"] * 5]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(results) == 10 and all(res.ok for res in results)  # queued, never throttled
+        assert len({res.payload["pid"] for res in results if res.payload["who"] == "Q"}) <= 2
+        assert len(r.worker_pids("fq")) <= 2 and len(r.worker_pids("fr")) <= 2
+        assert sink.total("Throttles", "fq") == 0 and sink.total("Throttles", "fr") == 0
+    finally:
+        r.stop()
