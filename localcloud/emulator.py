@@ -114,6 +114,7 @@ class Emulator:
         mode: Mode = "subprocess",
         apply_fixes: bool = True,
         start_timeout_s: float = 30.0,
+        load_managed_policies: bool = False,
     ) -> None:
         if mode not in ("subprocess", "thread"):
             raise ValueError(f"unknown emulator mode {mode!r}: use 'subprocess' or 'thread'")
@@ -123,6 +124,10 @@ class Emulator:
         self.mode: Mode = mode
         self.apply_fixes = apply_fixes
         self.start_timeout_s = start_timeout_s
+        # AWS managed IAM policies (arn:aws:iam::aws:policy/...) exist in moto only
+        # with this set; it costs ~0.6 s on the first IAM call, and the program
+        # uses inline policies only, so it is off unless asked for.
+        self.load_managed_policies = load_managed_policies
         self._proc: subprocess.Popen[str] | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -144,6 +149,8 @@ class Emulator:
         return self._server is not None or (self._proc is not None and self._proc.poll() is None)
 
     def _start_thread(self) -> None:
+        if self.load_managed_policies:
+            os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         self._server = _make_server(self.host, self.port, build_app(self.apply_fixes))
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
@@ -156,6 +163,8 @@ class Emulator:
         if not self.apply_fixes:
             cmd.append("--no-fixes")
         env = dict(os.environ)
+        if self.load_managed_policies:
+            env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         # The child must import localcloud from this checkout whatever our cwd is.
         package_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)

@@ -225,16 +225,17 @@ def _make_mocks(ctx: Context) -> Any:
             ctx.record(request, physical_id, state)
             return physical_id, state
 
-        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+            # A plain dict is the SDK's "no check failures" form.
             if args.token == "aws:index/getRegion:getRegion":
                 return {"name": ctx.region, "region": ctx.region, "id": ctx.region,
-                        "endpoint": f"ec2.{ctx.region}.amazonaws.com", "description": ctx.region}, None
+                        "endpoint": f"ec2.{ctx.region}.amazonaws.com", "description": ctx.region}
             if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
                 return {"accountId": ctx.account_id, "arn": f"arn:aws:iam::{ctx.account_id}:user/localcloud",
-                        "userId": "localcloud", "id": ctx.account_id}, None
+                        "userId": "localcloud", "id": ctx.account_id}
             if args.token == "aws:index/getPartition:getPartition":
                 return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws",
-                        "reverseDnsPrefix": "com.amazonaws"}, None
+                        "reverseDnsPrefix": "com.amazonaws"}
             error = ProvisionError(f"unsupported provider function {args.token!r}: the local cloud cannot answer it")
             self.errors.append(error)
             raise error

@@ -34,7 +34,7 @@ def create_role(ctx: Context, req: Request) -> tuple[str, dict[str, Any]]:
         if inline.get("name") and inline.get("policy"):
             iam.put_role_policy(RoleName=name, PolicyName=inline["name"], PolicyDocument=_policy_text(inline["policy"]))
     for policy_arn in i.get("managedPolicyArns") or []:
-        iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)
+        _attach(ctx, req, name, policy_arn)
     # The role's id in Pulumi is its name (RolePolicy.role takes role.id).
     return name, {**i, "name": name, "arn": role["Arn"], "uniqueId": role["RoleId"], "tagsAll": tags}
 
@@ -60,8 +60,22 @@ def create_role_policy_attachment(ctx: Context, req: Request) -> tuple[str, dict
     policy_arn = str(i.get("policyArn") or "")
     if not role or not policy_arn:
         raise ProvisionError(f"role policy attachment {req.name!r}: role and policyArn are required")
-    ctx.client("iam").attach_role_policy(RoleName=role, PolicyArn=policy_arn)
+    _attach(ctx, req, role, policy_arn)
     return f"{role}-{policy_arn}", {**i, "role": role}
+
+
+def _attach(ctx: Context, req: Request, role: str, policy_arn: str) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        ctx.client("iam").attach_role_policy(RoleName=role, PolicyArn=policy_arn)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NoSuchEntity" and policy_arn.startswith("arn:aws:iam::aws:policy/"):
+            raise ProvisionError(
+                f"{req.type} {req.name!r}: AWS managed policy {policy_arn} is unknown to the emulator; "
+                "start it with Emulator(load_managed_policies=True)"
+            ) from exc
+        raise
 
 
 CREATORS = {

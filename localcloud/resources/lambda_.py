@@ -94,8 +94,10 @@ def create_function(ctx: Context, req: Request) -> tuple[str, dict[str, Any]]:
     if (i.get("tracingConfig") or {}).get("mode"):
         args["TracingConfig"] = {"Mode": i["tracingConfig"]["mode"]}
     # Layers (the AWS-managed Powertools layer) are left out in the emulator:
-    # moto would have to know the layer, and the runner imports Powertools from
-    # venv/ instead (docs/architecture.md, "Lambda functions").
+    # moto 5.2.5 rejects a layer it does not hold (verified: ResourceNotFoundException
+    # "One or more LayerVersion does not exist"), and the runner imports
+    # Powertools from venv/ instead (docs/architecture.md, "Lambda functions").
+    # The declared layers stay in the returned state.
     tags = ctx.tags(req)
     if tags:
         args["Tags"] = tags

@@ -177,3 +177,27 @@ def test_stack_json_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> 
     write_stack_json(state, {"apiUrl": "http://y"}, "http://emu")
     assert json.loads((state / "stack.json").read_text()) == {"apiUrl": "http://y", "endpointUrl": "http://emu"}
     assert sorted(p.name for p in state.iterdir()) == ["stack.json"]
+
+
+def test_managed_policy_attachment_explains_the_emulator_switch(emulator: Emulator, tmp_path: Path, suffix: str) -> None:
+    project = make_project(tmp_path / "managed", f"""
+        role = aws.iam.Role("r", name="managed-{suffix}", assume_role_policy=json.dumps(
+            {{"Version": "2012-10-17", "Statement": []}}))
+        aws.iam.RolePolicyAttachment("basic", role=role.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
+        """)
+    with pytest.raises(ProvisionError, match=r"RolePolicyAttachment 'basic'.*load_managed_policies=True"):
+        provision(project, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL)
+
+
+def test_provider_functions_answered_locally_or_refused_by_name(emulator: Emulator, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "calls", """
+        region = aws.get_region()
+        identity = aws.get_caller_identity()
+        pulumi.export("where", f"{region.region}/{identity.account_id}")
+        """)
+    assert provision(project, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL).outputs == {
+        "where": "us-east-1/123456789012"}
+    refused = make_project(tmp_path / "azs", "aws.get_availability_zones()\n")
+    with pytest.raises(ProvisionError, match=r"aws:index/getAvailabilityZones:getAvailabilityZones"):
+        provision(refused, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL)
