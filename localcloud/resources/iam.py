@@ -54,6 +54,22 @@ def create_role_policy(ctx: Context, req: Request) -> tuple[str, dict[str, Any]]
     return f"{role}:{name}", {**i, "name": name, "role": role}
 
 
+def create_policy(ctx: Context, req: Request) -> tuple[str, dict[str, Any]]:
+    i = req.inputs
+    if not i.get("policy"):
+        raise ProvisionError(f"policy {req.name!r}: policy is required")
+    name = physical_name(req, max_len=128)
+    args: dict[str, Any] = {"PolicyName": name, "PolicyDocument": _policy_text(i["policy"]), "Path": i.get("path") or "/"}
+    if i.get("description"):
+        args["Description"] = i["description"]
+    tags = ctx.tags(req)
+    if tags:
+        args["Tags"] = tag_list(tags)
+    policy = ctx.client("iam").create_policy(**args)["Policy"]
+    # A managed policy's id in Pulumi is its ARN.
+    return policy["Arn"], {**i, "name": name, "arn": policy["Arn"], "policyId": policy["PolicyId"], "tagsAll": tags}
+
+
 def create_role_policy_attachment(ctx: Context, req: Request) -> tuple[str, dict[str, Any]]:
     i = req.inputs
     role = _role_name(str(i.get("role") or ""))
@@ -81,5 +97,6 @@ def _attach(ctx: Context, req: Request, role: str, policy_arn: str) -> None:
 CREATORS = {
     "aws:iam/role:Role": create_role,
     "aws:iam/rolePolicy:RolePolicy": create_role_policy,
+    "aws:iam/policy:Policy": create_policy,
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": create_role_policy_attachment,
 }

@@ -201,3 +201,59 @@ def test_provider_functions_answered_locally_or_refused_by_name(emulator: Emulat
     refused = make_project(tmp_path / "azs", "aws.get_availability_zones()\n")
     with pytest.raises(ProvisionError, match=r"aws:index/getAvailabilityZones:getAvailabilityZones"):
         provision(refused, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL)
+
+
+def test_kms_sns_sqs_iam_logs_and_metric_math_alarm(emulator: Emulator, tmp_path: Path, suffix: str) -> None:
+    project = make_project(tmp_path / "misc", f"""
+        key = aws.kms.Key("key", description="test key", enable_key_rotation=True)
+        alias = aws.kms.Alias("alias", name="alias/tiny-{suffix}", target_key_id=key.key_id)
+        topic = aws.sns.Topic("alerts")
+        queue = aws.sqs.Queue("inbox", visibility_timeout_seconds=45, message_retention_seconds=3600)
+        aws.sns.TopicSubscription("to-queue", topic=topic.arn, protocol="sqs", endpoint=queue.arn,
+                                  raw_message_delivery=True)
+        policy = aws.iam.Policy("read", policy=json.dumps({{"Version": "2012-10-17", "Statement": [
+            {{"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "*"}}]}}))
+        role = aws.iam.Role("worker", assume_role_policy=json.dumps({{"Version": "2012-10-17", "Statement": []}}))
+        aws.iam.RolePolicyAttachment("attach", role=role.name, policy_arn=policy.arn)
+        logs = aws.cloudwatch.LogGroup("logs", name="/tiny/{suffix}", retention_in_days=3)
+        aws.cloudwatch.MetricAlarm("ratio", name="tiny-ratio-{suffix}", comparison_operator="GreaterThanThreshold",
+            evaluation_periods=2, datapoints_to_alarm=1, threshold=0.05, treat_missing_data="notBreaching",
+            alarm_actions=[topic.arn], metric_queries=[
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(id="e", expression="errors / requests", return_data=True),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(id="errors", metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+                    namespace="AWS/ApiGateway", metric_name="5xx", period=60, stat="Sum", dimensions={{"ApiId": "x"}})),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(id="requests", metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+                    namespace="AWS/ApiGateway", metric_name="Count", period=60, stat="Sum", dimensions={{"ApiId": "x"}})),
+            ])
+        pulumi.export("topic", topic.arn)
+        pulumi.export("queue", queue.url)
+        pulumi.export("role", role.name)
+        pulumi.export("policy", policy.arn)
+        pulumi.export("keyArn", key.arn)
+        """)
+    out = provision(project, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL).outputs
+
+    kms = emulator.client("kms")
+    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
+    assert aliases[f"alias/tiny-{suffix}"] == out["keyArn"].rsplit("/", 1)[-1]
+    assert kms.get_key_rotation_status(KeyId=out["keyArn"])["KeyRotationEnabled"] is True
+
+    sqs = emulator.client("sqs")
+    attrs = sqs.get_queue_attributes(QueueUrl=out["queue"], AttributeNames=["All"])["Attributes"]
+    assert (attrs["VisibilityTimeout"], attrs["MessageRetentionPeriod"]) == ("45", "3600")
+    emulator.client("sns").publish(TopicArn=out["topic"], Message="hello")
+    messages = sqs.receive_message(QueueUrl=out["queue"], WaitTimeSeconds=1)["Messages"]
+    assert [m["Body"] for m in messages] == ["hello"]  # subscription exists and delivers raw
+
+    attached = emulator.client("iam").list_attached_role_policies(RoleName=out["role"])["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [out["policy"]]
+    (group,) = emulator.client("logs").describe_log_groups(logGroupNamePrefix=f"/tiny/{suffix}")["logGroups"]
+    assert group["retentionInDays"] == 3
+
+    (alarm,) = emulator.client("cloudwatch").describe_alarms(AlarmNames=[f"tiny-ratio-{suffix}"])["MetricAlarms"]
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"], alarm["Threshold"]) == (2, 1, 0.05)
+    assert alarm["TreatMissingData"] == "notBreaching" and alarm["AlarmActions"] == [out["topic"]]
+    queries = {q["Id"]: q for q in alarm["Metrics"]}
+    assert queries["e"]["Expression"] == "errors / requests"
+    assert queries["errors"]["MetricStat"]["Metric"]["MetricName"] == "5xx"
+    assert queries["requests"]["MetricStat"]["Stat"] == "Sum"
