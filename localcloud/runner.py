@@ -427,6 +427,9 @@ class LambdaRunner:
                 pool.discard(worker)
                 return self._finish(dims, InvokeResult(request_id, error_type="Runtime.ExitError",
                                                        error_message="worker failed to start"), started)
+            # Duration and the timeout cover execution only: neither the wait for a free local
+            # worker nor a cold start's init phase count against the function's timeout on AWS.
+            started = time.perf_counter()
             limit = wait_limit
             reply = worker.invoke({"requestId": request_id, "event": event,
                                    "deadlineMs": time.time() * 1000 + function_timeout * 1000}, limit)
