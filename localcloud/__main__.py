@@ -51,6 +51,9 @@ def serve(args: argparse.Namespace) -> int:
         try:
             cloud.start()
         except (ProvisionError, EmulatorError, OSError) as exc:
+            if stop.is_set():  # Ctrl-C reached the provisioner child too: not an error
+                print("localcloud: interrupted while starting", file=sys.stderr)
+                return EXIT_OK
             print(f"localcloud: cannot start stack {args.stack!r}: {exc}", file=sys.stderr)
             return EXIT_ERROR
         if stop.is_set():  # Ctrl-C while starting

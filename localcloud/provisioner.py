@@ -249,7 +249,8 @@ def _run_program(ctx: Context, project: str, stack: str, config_env: str, main_f
     from pulumi.runtime.stack import wait_for_rpcs
     from pulumi.runtime.sync_await import _sync_await
 
-    os.environ["PULUMI_CONFIG"] = config_env
+    previous_config = os.environ.get("PULUMI_CONFIG")
+    os.environ["PULUMI_CONFIG"] = config_env  # what `pulumi up` would hand the program
     pulumi.runtime.set_all_config(json.loads(config_env))
     pulumi_settings.ROOT.set(None)  # a fresh root Stack for this run
     mocks = _make_mocks(ctx)
@@ -274,6 +275,10 @@ def _run_program(ctx: Context, project: str, stack: str, config_env: str, main_f
     finally:
         os.chdir(old_cwd)
         sys.path[:] = old_path0
+        if previous_config is None:
+            os.environ.pop("PULUMI_CONFIG", None)
+        else:
+            os.environ["PULUMI_CONFIG"] = previous_config
     if mocks.errors:
         raise mocks.errors[0]
     return dict(outputs or {})

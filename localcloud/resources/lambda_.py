@@ -19,7 +19,6 @@ from .base import Context, ProvisionError, Request, as_bool, as_int, physical_na
 
 DEFAULT_TIMEOUT_S = 3  # Lambda's defaults, as pulumi-aws leaves them to the service
 DEFAULT_MEMORY_MB = 128
-_ZIP_CACHE: dict[Path, bytes] = {}
 
 
 def code_directory(ctx: Context, req: Request) -> Path:
@@ -48,16 +47,17 @@ def code_directory(ctx: Context, req: Request) -> Path:
 
 
 def zip_directory(path: Path) -> bytes:
-    """Zip a code directory as Pulumi would upload it (without bytecode caches)."""
-    if path in _ZIP_CACHE:
-        return _ZIP_CACHE[path]
+    """Zip a code directory as Pulumi would upload it (without bytecode caches).
+
+    Not cached: the directory may change between runs of a long-lived process,
+    and zipping the handlers takes milliseconds.
+    """
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for file in sorted(path.rglob("*")):
             if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
                 archive.write(file, file.relative_to(path).as_posix())
-    _ZIP_CACHE[path] = buffer.getvalue()
-    return _ZIP_CACHE[path]
+    return buffer.getvalue()
 
 
 def invoke_arn(region: str, function_arn: str) -> str:

@@ -257,3 +257,16 @@ def test_kms_sns_sqs_iam_logs_and_metric_math_alarm(emulator: Emulator, tmp_path
     assert queries["e"]["Expression"] == "errors / requests"
     assert queries["errors"]["MetricStat"]["Metric"]["MetricName"] == "5xx"
     assert queries["requests"]["MetricStat"]["Stat"] == "Sum"
+
+
+def test_in_process_run_restores_the_callers_environment(emulator: Emulator, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setenv("PULUMI_CONFIG", '{"other:key": "kept"}')
+    cwd = os.getcwd()
+    project = make_project(tmp_path / "env", 'pulumi.export("n", pulumi.Config().get("n"))\n',
+                           stack_config="config:\n  tinyproj:n: '1'\n")
+    result = provision(project, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL, isolate=False)
+    assert result.outputs == {"n": "1"}
+    assert os.environ["PULUMI_CONFIG"] == '{"other:key": "kept"}' and os.getcwd() == cwd
