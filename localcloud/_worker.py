@@ -97,6 +97,10 @@ def serve(requests: TextIO, responses: TextIO) -> None:
 
 def main() -> None:
     response_fd = int(sys.argv[1])
+    if os.environ.get("LOCALCLOUD_SERVICE_METRICS") == "1":
+        import _service_metrics  # from this directory, before it leaves sys.path
+
+        _service_metrics.install()
     # The runner's module path must not shadow handler modules of the same name.
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]

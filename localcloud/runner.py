@@ -19,6 +19,8 @@ function's timeout), which shows up as latency, not as throttling.
 Handler output (stdout/stderr: Powertools JSON logs, START/END/REPORT lines) is
 appended to ``<log_dir>/lambda/<function>.log``; lines carrying Embedded
 Metric Format (``_aws`` key) are published as metrics, as CloudWatch Logs does.
+Workers also observe their own Kinesis/DynamoDB calls and report the
+service-side metrics the emulator does not publish (``_service_metrics.py``).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from typing import IO, Any, Protocol
 from .model import FunctionSpec
 
 WORKER_SCRIPT = Path(__file__).with_name("_worker.py")
+_METRIC_MARKER = b"\x1eLOCALCLOUD_METRIC "  # _service_metrics.MARKER
 FAKE_ACCOUNT = "123456789012"
 # An unreserved function shares the account's pool (1,000 by default):
 # https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html
@@ -181,12 +184,24 @@ class _LogPump:
 
     def _pump(self, stream: IO[bytes]) -> None:
         for line in iter(stream.readline, b""):
+            if line.startswith(_METRIC_MARKER):
+                self._publish_observation(line[len(_METRIC_MARKER):])
+                continue
             with self._lock:
                 if not self._file.closed:
                     self._file.write(line)
             if b'"_aws"' in line:
                 self._publish_emf(line)
         stream.close()
+
+    def _publish_observation(self, payload: bytes) -> None:
+        """A service-side metric observed in the worker (see _service_metrics.py)."""
+        try:
+            doc = json.loads(payload)
+            self._sink.put(doc["ns"], doc["n"], {str(k): str(v) for k, v in doc["d"].items()},
+                           float(doc["v"]), doc.get("u", "None"))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return
 
     def _publish_emf(self, line: bytes) -> None:
         """Embedded Metric Format -> metrics, as CloudWatch Logs extracts them on AWS.
@@ -327,12 +342,13 @@ class LambdaRunner:
 
     def __init__(self, functions: dict[str, FunctionSpec], endpoint_url: str, region: str,
                  sink: MetricSink | None = None, log_dir: Path | None = None,
-                 max_workers: int = 4, prewarm: bool = True) -> None:
+                 max_workers: int = 4, prewarm: bool = True, service_metrics: bool = True) -> None:
         self._sink = sink or NullSink()
         self._region = region
         self._endpoint = endpoint_url
         self._log_dir = log_dir or default_log_dir()
         self._max_workers = max_workers
+        self._service_metrics = service_metrics
         self._prewarm = prewarm
         self._specs = dict(functions)
         self._pools: dict[str, _FunctionPool] = {}
@@ -387,6 +403,7 @@ class LambdaRunner:
             "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
             "LOCALCLOUD_FUNCTION_ARN": spec.arn,
             "PYTHONDONTWRITEBYTECODE": "1",
+            "LOCALCLOUD_SERVICE_METRICS": "1" if self._service_metrics else "0",
             "_HANDLER": spec.handler,
         })
         env.update({str(k): str(v) for k, v in spec.environment.items()})
