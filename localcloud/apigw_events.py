@@ -331,4 +331,4 @@ def map_lambda_response(payload: Any) -> HttpResponse:
 def gateway_error(status: int, message: str) -> HttpResponse:
     """API Gateway's own error responses: JSON {"message": ...}."""
     return HttpResponse(status, [("Content-Type", "application/json")],
-                        json.dumps({"message": message}).encode())
+                        json.dumps({"message": message}, separators=(",", ":")).encode())

@@ -426,7 +426,11 @@ class LambdaRunner:
         request_id = str(uuid.uuid4())
         function_timeout = spec.timeout_s
         wait_limit = function_timeout if timeout_s is None else min(function_timeout, timeout_s)
-        if not pool.enter():
+        entered = pool.enter()
+        if entered:
+            # Sampled at each start; alarms and dashboards read it with Maximum, as on AWS.
+            self._sink.put("AWS/Lambda", "ConcurrentExecutions", dims, float(pool.concurrent), "Count")
+        if not entered:
             self._sink.put("AWS/Lambda", "Throttles", dims, 1.0, "Count")
             return InvokeResult(request_id, error_type="TooManyRequestsException",
                                 error_message="Rate Exceeded.", throttled=True)

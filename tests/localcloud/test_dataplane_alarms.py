@@ -149,3 +149,20 @@ def test_exact_dimensions_backdated_samples_and_statistic_set_flush(endpoint: st
                                      EndTime=datetime.fromtimestamp(1_700_000_010, tz=timezone.utc),
                                      Period=60, Statistics=["SampleCount", "Sum", "Maximum"])["Datapoints"][0]
     assert (point["SampleCount"], point["Sum"], point["Maximum"]) == (3, 9, 5)
+
+
+def test_time_scale_shrinks_periods(endpoint: str) -> None:
+    cw = client("cloudwatch", endpoint)
+    dims = [{"Name": "FunctionName", "Value": "proc-t4"}]
+    cw.put_metric_alarm(AlarmName="errors-t4", Namespace="AWS/Lambda", MetricName="Errors", Dimensions=dims,
+                        Statistic="Sum", Period=60, EvaluationPeriods=3, DatapointsToAlarm=2, Threshold=1,
+                        ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching")
+    monitor = Monitor(endpoint, "us-east-1", time_scale=0.01)  # 60 s periods last 0.6 s
+    now = time.time()
+    monitor.put("AWS/Lambda", "Errors", {"FunctionName": "proc-t4"}, 1.0, "Count", timestamp=now - 1.0)
+    assert mine(monitor.evaluate_alarms(now=now), "-t4") == {}  # one breaching period of three
+    monitor.put("AWS/Lambda", "Errors", {"FunctionName": "proc-t4"}, 1.0, "Count", timestamp=now - 0.1)
+    assert mine(monitor.evaluate_alarms(now=now), "-t4") == {"errors-t4": "ALARM"}  # 2 of 3 scaled periods
+    assert mine(monitor.evaluate_alarms(now=now + 2.0), "-t4") == {"errors-t4": "OK"}  # both aged out
+    with pytest.raises(ValueError):
+        Monitor(endpoint, "us-east-1", time_scale=0)

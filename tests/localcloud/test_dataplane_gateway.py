@@ -260,3 +260,11 @@ def test_iam_policy_authorizer_responses() -> None:
     assert ev.authorizer_decision(deny, simple=False, route_arn=arn)[0] is False
     with pytest.raises(ev.MalformedAuthorizerResponse):
         ev.authorizer_decision({"isAuthorized": "yes"}, simple=True, route_arn=arn)
+
+
+def test_payload_over_10_mb_is_413_without_reading_it(env: dict[str, Any]) -> None:
+    import socket
+    with socket.create_connection(("127.0.0.1", env["gateway"].port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/telemetry HTTP/1.1\r\nHost: x\r\nContent-Length: 10485761\r\n\r\n")
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 413") and b'{"message":"Request Entity Too Large"}' in reply
