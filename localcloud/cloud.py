@@ -2,7 +2,9 @@
 
 Order matters: the gateway's port is chosen *before* provisioning, because the
 program's ``apiUrl`` output is computed from the API's endpoint at
-provisioning time and must be the address the data plane then serves.
+provisioning time and must be the address the data plane then serves.  The
+provisioning child is started before the emulator, so its imports overlap
+with moto's start-up.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 
 from .emulator import DEFAULT_REGION, Emulator, Mode
 from .model import ProvisionedStack
-from .provisioner import REPO_ROOT, STATE_DIR_NAME, provision
+from .provisioner import REPO_ROOT, STATE_DIR_NAME, ProvisionRun
 
 
 def free_port(host: str) -> int:
@@ -76,23 +78,24 @@ class LocalCloud:
                 return self
             self._started = True
         began = time.monotonic()
+        run: ProvisionRun | None = None
         try:
-            self.emulator.start()
             port = self.api_port or free_port(self.host)
-            self.stack = provision(
-                self.project_dir,
-                self.stack_name,
-                endpoint_url=self.emulator.endpoint_url,
-                api_url=f"http://{self.host}:{port}",
-                region=self.region,
-                state_dir=self.state_dir,
+            # The provisioning child imports the SDK while moto starts (2 cores).
+            run = ProvisionRun(
+                self.project_dir, self.stack_name, api_url=f"http://{self.host}:{port}",
+                region=self.region, state_dir=self.state_dir,
             )
+            self.emulator.start()
+            self.stack = run.finish(self.emulator.endpoint_url)
             from .dataplane import DataPlane  # lazy: the provisioner does not depend on the data plane
 
             options = {"log_dir": self.state_dir / "logs", **self.dataplane_options}
             self.dataplane = DataPlane(self.stack, self.host, port, **options)
             self.dataplane.start()
         except BaseException:
+            if run is not None:
+                run.cancel()
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - began

@@ -20,6 +20,7 @@ import json
 import os
 import pickle
 import runpy
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,7 @@ STATE_DIR_NAME = ".localcloud"
 STACK_JSON = "stack.json"
 ERROR_FILE = "error.txt"  # next to the child's --out file
 
-__all__ = ["ProvisionError", "provision", "provision_in_process", "write_stack_json"]
+__all__ = ["ProvisionError", "ProvisionRun", "provision", "provision_in_process", "write_stack_json"]
 
 
 # ---------------------------------------------------------------------------
@@ -64,44 +65,92 @@ def provision(
     Writes ``<state_dir>/stack.json`` (default ``<project_dir>/.localcloud``).
     Raises ``ProvisionError`` (bad config, unsupported resource, emulator error).
     """
-    project_dir = Path(project_dir).resolve()
-    state_dir = Path(state_dir) if state_dir else project_dir / STATE_DIR_NAME
     if not isolate:
+        project_dir = Path(project_dir).resolve()
         return provision_in_process(
-            project_dir, stack, endpoint_url=endpoint_url, api_url=api_url, region=region, state_dir=state_dir
+            project_dir, stack, endpoint_url=endpoint_url, api_url=api_url, region=region,
+            state_dir=Path(state_dir) if state_dir else project_dir / STATE_DIR_NAME,
         )
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="provision-", dir=state_dir) as tmp:
-        out = Path(tmp) / "result.pickle"
+    run = ProvisionRun(project_dir, stack, api_url=api_url, region=region, state_dir=state_dir, timeout_s=timeout_s)
+    return run.finish(endpoint_url)
+
+
+class ProvisionRun:
+    """A provisioning child started before the emulator is up.
+
+    The child imports the Pulumi SDK, the provider's modules and botocore's
+    service models (about a second of CPU) while the emulator starts on the
+    other core, then waits for the emulator's URL on stdin.  ``finish`` hands
+    it over and collects the result; ``cancel`` stops the child.
+    """
+
+    def __init__(
+        self,
+        project_dir: Path = REPO_ROOT,
+        stack: str = "dev",
+        *,
+        api_url: str,
+        region: str | None = None,
+        state_dir: Path | None = None,
+        timeout_s: float = 120.0,
+    ) -> None:
+        self.project_dir = Path(project_dir).resolve()
+        self.stack = stack
+        self.timeout_s = timeout_s
+        self.state_dir = Path(state_dir) if state_dir else self.project_dir / STATE_DIR_NAME
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix="provision-", dir=self.state_dir))
+        self._out = self._tmp / "result.pickle"
         cmd = [
             sys.executable, "-m", "localcloud.provisioner",
-            "--project-dir", str(project_dir), "--stack", stack,
-            "--endpoint-url", endpoint_url, "--api-url", api_url,
-            "--state-dir", str(state_dir), "--out", str(out),
+            "--project-dir", str(self.project_dir), "--stack", stack,
+            "--endpoint-url", "-", "--api-url", api_url,
+            "--state-dir", str(self.state_dir), "--out", str(self._out),
         ]
         if region:
             cmd += ["--region", region]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        self._proc: subprocess.Popen[str] | None = subprocess.Popen(
+            cmd, env=env, cwd=self.project_dir, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True,
+        )
+
+    def finish(self, endpoint_url: str) -> ProvisionedStack:
+        proc = self._proc
+        if proc is None:
+            raise ProvisionError("this provisioning run was already finished or cancelled")
         try:
-            proc = subprocess.run(cmd, env=env, cwd=project_dir, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            raise ProvisionError(f"provisioning {stack!r} did not finish within {timeout_s:.0f}s") from exc
-        if proc.returncode != 0 or not out.exists():
-            raise ProvisionError(_child_error(proc, out.with_name(ERROR_FILE)))
-        with out.open("rb") as fh:
-            result = pickle.load(fh)
-    if not isinstance(result, ProvisionedStack):
-        raise ProvisionError(f"provisioning child returned {type(result).__name__}, not a ProvisionedStack")
-    return result
+            try:
+                _, stderr = proc.communicate(endpoint_url + "\n", timeout=self.timeout_s)
+            except subprocess.TimeoutExpired as exc:
+                raise ProvisionError(
+                    f"provisioning {self.stack!r} did not finish within {self.timeout_s:.0f}s") from exc
+            if proc.returncode != 0 or not self._out.exists():
+                raise ProvisionError(_child_error(proc.returncode, stderr, self._tmp / ERROR_FILE))
+            with self._out.open("rb") as fh:
+                result = pickle.load(fh)
+        finally:
+            self.cancel()
+        if not isinstance(result, ProvisionedStack):
+            raise ProvisionError(f"provisioning child returned {type(result).__name__}, not a ProvisionedStack")
+        return result
+
+    def cancel(self) -> None:
+        """Stop the child if it still runs and remove its scratch directory; idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
 
-def _child_error(proc: subprocess.CompletedProcess[str], error_file: Path) -> str:
+def _child_error(returncode: int | None, stderr: str, error_file: Path) -> str:
     """The child's error message (it may span lines, e.g. every settings problem), else its stderr tail."""
     if error_file.is_file():
         return error_file.read_text(encoding="utf-8")
-    tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-    return f"provisioning failed (exit {proc.returncode}):\n{tail}"
+    tail = "\n".join((stderr or "").strip().splitlines()[-15:])
+    return f"provisioning failed (exit {returncode}):\n{tail}"
 
 
 def provision_in_process(
@@ -464,16 +513,41 @@ def _log_group_name(arn: str) -> str:
 # child process entry point
 
 
+#: pulumi_aws modules and botocore service models of the resources we create.
+PRELOAD_MODULES = ("kinesis", "dynamodb", "iam", "lambda_", "apigatewayv2", "sqs", "sns", "cloudwatch", "kms")
+PRELOAD_SERVICES = ("kinesis", "dynamodb", "iam", "lambda", "apigatewayv2", "sqs", "sns", "cloudwatch", "kms", "logs")
+
+
+def _preload() -> None:
+    """Do the program-independent imports before the emulator URL arrives (pure speed, no state)."""
+    import importlib
+
+    import boto3
+    import pulumi  # noqa: F401
+
+    for module in PRELOAD_MODULES:
+        importlib.import_module(f"pulumi_aws.{module}")
+    session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
+    for service in PRELOAD_SERVICES:
+        session._session.get_service_model(service)  # cached by the session's loader
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localcloud.provisioner")
     parser.add_argument("--project-dir", type=Path, default=REPO_ROOT)
     parser.add_argument("--stack", default="dev")
-    parser.add_argument("--endpoint-url", required=True)
+    parser.add_argument("--endpoint-url", required=True, help="the emulator's URL, or '-': read it from stdin")
     parser.add_argument("--api-url", required=True)
     parser.add_argument("--region")
     parser.add_argument("--state-dir", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="where to pickle the ProvisionedStack")
     args = parser.parse_args(argv)
+    if args.endpoint_url == "-":
+        _preload()
+        args.endpoint_url = sys.stdin.readline().strip()
+        if not args.endpoint_url:
+            args.out.with_name(ERROR_FILE).write_text("no emulator URL on stdin (parent gone?)", encoding="utf-8")
+            return 2
     started = time.perf_counter()
     try:
         result = provision_in_process(
