@@ -270,3 +270,18 @@ def test_in_process_run_restores_the_callers_environment(emulator: Emulator, tmp
     result = provision(project, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL, isolate=False)
     assert result.outputs == {"n": "1"}
     assert os.environ["PULUMI_CONFIG"] == '{"other:key": "kept"}' and os.getcwd() == cwd
+
+
+def test_provision_run_cancel_stops_the_child_and_cleans_up(tmp_path: Path) -> None:
+    from localcloud.provisioner import ProvisionRun
+
+    project = make_project(tmp_path / "cancel", "pass\n")
+    run = ProvisionRun(project, "dev", api_url=API_URL, state_dir=tmp_path / "state")
+    child = run._proc
+    assert child is not None and child.poll() is None  # waiting for the emulator URL
+    run.cancel()
+    run.cancel()
+    assert child.returncode is not None
+    assert list((tmp_path / "state").iterdir()) == []  # scratch dir removed
+    with pytest.raises(ProvisionError, match="already finished or cancelled"):
+        run.finish("http://127.0.0.1:1")
