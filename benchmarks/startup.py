@@ -14,18 +14,10 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fleet.client import ApiClient
-
-
-@dataclass(frozen=True)
-class Startup:
-    seconds: float
-    stop_seconds: float | None = None
-    error: str | None = None
 
 
 def healthy(api_url: str) -> bool:
@@ -54,28 +46,55 @@ def _api_url_written_since(stack_file: Path, since: float) -> str | None:
         return None  # not there yet, or half-written
 
 
-def subprocess_startup(project_dir: Path, stack: str, timeout_s: float = 60.0) -> Startup:
-    stack_file = project_dir / ".localcloud" / "stack.json"
-    wall_start = time.time()
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "localcloud", "serve", "--stack", stack],
-        cwd=project_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy(),
-    )
-    deadline = start + timeout_s
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            url = _api_url_written_since(stack_file, wall_start - 1.0)
+class ServeFailed(RuntimeError):
+    """`python -m localcloud serve` did not bring up a healthy API."""
+
+
+class Served:
+    """A `python -m localcloud serve` child: started, timed to its first healthy answer, stopped by SIGINT.
+
+    Running the local cloud in its own process also keeps the load generator off
+    the gateway's GIL, so the throughput measured is the local cloud's, not the
+    fleet's.
+    """
+
+    def __init__(self, project_dir: Path, stack: str, state_dir: Path) -> None:
+        self.project_dir, self.stack, self.state_dir = project_dir, stack, state_dir
+        self.proc: "subprocess.Popen[bytes] | None" = None
+        self.startup_s: float | None = None
+        self.stop_s: float | None = None
+        self.outputs: dict[str, Any] = {}
+
+    @property
+    def stack_file(self) -> Path:
+        return self.state_dir / "stack.json"
+
+    def start(self, timeout_s: float = 90.0) -> "Served":
+        wall_start = time.time()
+        start = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "localcloud", "serve", "--stack", self.stack, "--state-dir", str(self.state_dir)],
+            cwd=self.project_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy(),
+        )
+        while time.monotonic() < start + timeout_s and self.proc.poll() is None:
+            url = _api_url_written_since(self.stack_file, wall_start - 1.0)
             if url is not None and healthy(url):
-                up = time.monotonic() - start
-                return Startup(up, _stop(proc))
+                self.startup_s = time.monotonic() - start
+                self.outputs = json.loads(self.stack_file.read_text())
+                return self
             time.sleep(0.02)
-        err = proc.stderr.read().decode(errors="replace")[-500:] if proc.poll() is not None and proc.stderr else ""
-        return Startup(float("nan"), _stop(proc), f"no healthy API within {timeout_s:.0f} s (exit {proc.poll()}) {err}")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        code = self.proc.poll()
+        err = self.proc.stderr.read().decode(errors="replace")[-800:] if code is not None and self.proc.stderr else ""
+        self.stop()
+        raise ServeFailed(f"no healthy API within {timeout_s:.0f} s (exit {code}) {err}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.stop_s = _stop(self.proc)
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
 
 
 def _stop(proc: "subprocess.Popen[Any]") -> float | None:

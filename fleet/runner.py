@@ -145,9 +145,8 @@ def run(
         verification.error = "no readings table (give --stack-file or --readings-table)"
     else:
         try:
-            table = ReadingsTable(client("dynamodb", targets), targets.readings_table)
-            verification = verify(ledger, table, timeout_s=5.0 if interrupted else config.drain_timeout,
-                                  poll_interval_s=0.2)
+            table = ReadingsTable(client("dynamodb", targets), targets.readings_table, targets.devices_table)
+            verification = verify(ledger, table, timeout_s=5.0 if interrupted else config.drain_timeout)
         except Exception as exc:
             verification.error = f"{type(exc).__name__}: {exc}"
 
@@ -168,7 +167,7 @@ def run(
 
     stored_window = None
     if verification.all_stored_at is not None and verification.stored:
-        # Polling granularity: the true moment is at most one poll (0.2 s plus query time) earlier.
+        # Polling granularity: the true moment is at most one poll (0.25 s plus a BatchGetItem) earlier.
         stored_window = verification.all_stored_at - first_post
     return FleetReport(
         ledger=ledger,

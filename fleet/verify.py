@@ -1,11 +1,21 @@
 """Read-back check: is every accepted reading stored exactly once, and nothing rejected stored?
 
 A 202 only means the reading reached Kinesis; the processor stores it later.
-So the check polls the readings table (one Query per device, sort-key range =
-this run's timestamps) until every accepted reading is there or a deadline
-passes, then makes one final pass over all devices to count:
+So the check first *waits* for the processor, then reads everything back once.
 
-- missing: accepted but not stored;
+Waiting must be cheap: on the emulator, reading an item back costs about as
+much as writing it (measured: Query ~0.4-0.8 ms per item, BatchGetItem ~1 ms,
+with thousands of items per device-range), so polling the readings table
+slowed down the very drain it was waiting for. The progress signal is instead
+the devices table's `latestTs`/`latestSeq` (docs/architecture.md), which the
+processor moves forward after it has written a batch's readings: one
+BatchGetItem of the run's devices per poll. Without a devices table, the
+readings table is polled with Select=COUNT (no items transferred).
+
+Then one Query per device over this run's sort-key range counts:
+
+- missing: accepted but not stored (re-read until the deadline, since the signal
+  only proves the *newest* reading of a device arrived);
 - duplicates: one `(ts, seq)` stored under more than one item (the table's key
   design should make this impossible, so any is a bug);
 - unexpected: a reading the API *rejected* (4xx) that is stored anyway;
@@ -29,6 +39,8 @@ from .ledger import Ledger
 
 class QueryClient(Protocol):
     def query(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    def batch_get_item(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -71,30 +83,73 @@ def _deserialise(item: dict[str, Any]) -> StoredReading:
 class ReadingsTable:
     """Queries one device's readings in a timestamp range (sort key `f"{ts:013d}#{seq:010d}"`)."""
 
-    def __init__(self, client: QueryClient, table_name: str) -> None:
+    def __init__(self, client: QueryClient, table_name: str, devices_table: str | None = None) -> None:
         self._client = client
         self._table = table_name
+        self._devices_table = devices_table
+        self.signal_error: str | None = None
 
-    def fetch(self, device_id: str, lo_ts: int, hi_ts: int) -> list[StoredReading]:
-        kwargs: dict[str, Any] = {
+    def _query(self, device_id: str, lo_ts: int, hi_ts: int) -> dict[str, Any]:
+        return {
             "TableName": self._table,
             "KeyConditionExpression": "#d = :d AND #k BETWEEN :lo AND :hi",
-            "ExpressionAttributeNames": {"#d": "deviceId", "#k": "readingKey", "#t": "ts", "#s": "seq", "#m": "metrics"},
+            "ExpressionAttributeNames": {"#d": "deviceId", "#k": "readingKey"},
             "ExpressionAttributeValues": {
                 ":d": {"S": device_id},
                 ":lo": {"S": f"{max(lo_ts, 0):013d}#"},
                 ":hi": {"S": f"{hi_ts:013d}#~"},  # '~' sorts after every digit
             },
-            "ProjectionExpression": "#t, #s, #m",
             "ConsistentRead": True,
         }
-        out: list[StoredReading] = []
+
+    def _pages(self, kwargs: dict[str, Any]) -> Iterable[dict[str, Any]]:
         while True:
             page = self._client.query(**kwargs)
-            out.extend(_deserialise(item) for item in page.get("Items", []))
+            yield page
             if "LastEvaluatedKey" not in page:
-                return out
+                return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def count(self, device_id: str, lo_ts: int, hi_ts: int) -> int:
+        """Items in the range, without transferring them."""
+        kwargs = {**self._query(device_id, lo_ts, hi_ts), "Select": "COUNT"}
+        return sum(int(page.get("Count", 0)) for page in self._pages(kwargs))
+
+    def fetch(self, device_id: str, lo_ts: int, hi_ts: int) -> list[StoredReading]:
+        kwargs = self._query(device_id, lo_ts, hi_ts)
+        kwargs["ExpressionAttributeNames"].update({"#t": "ts", "#s": "seq", "#m": "metrics"})
+        kwargs["ProjectionExpression"] = "#t, #s, #m"
+        return [_deserialise(item) for page in self._pages(kwargs) for item in page.get("Items", [])]
+
+    def latest_or_none(self, device_ids: list[str]) -> dict[str, ReadingId] | None:
+        """`latest()`, or None when there is no usable devices table (then callers count instead)."""
+        if self._devices_table is None:
+            return None
+        try:
+            return self.latest(device_ids)
+        except Exception as exc:  # missing table, no permission: fall back for the rest of the run
+            self.signal_error = f"{type(exc).__name__}: {exc}"
+            self._devices_table = None
+            return None
+
+    def latest(self, device_ids: list[str]) -> dict[str, ReadingId]:
+        """(latestTs, latestSeq) per device from the devices table; devices with none yet are absent."""
+        assert self._devices_table is not None
+        out: dict[str, ReadingId] = {}
+        for i in range(0, len(device_ids), 100):  # BatchGetItem takes at most 100 keys
+            request: dict[str, Any] = {self._devices_table: {
+                "Keys": [{"deviceId": {"S": d}} for d in device_ids[i : i + 100]],
+                "ProjectionExpression": "#d, #t, #s",
+                "ExpressionAttributeNames": {"#d": "deviceId", "#t": "latestTs", "#s": "latestSeq"},
+                "ConsistentRead": True,
+            }}
+            while request:
+                page = self._client.batch_get_item(RequestItems=request)
+                for item in page.get("Responses", {}).get(self._devices_table, []):
+                    if "latestTs" in item and "latestSeq" in item:
+                        out[item["deviceId"]["S"]] = (int(item["latestTs"]["N"]), int(item["latestSeq"]["N"]))
+                request = page.get("UnprocessedKeys") or {}
+        return out
 
 
 def _same(a: dict[str, float], b: dict[str, float]) -> bool:
@@ -132,16 +187,45 @@ def _ts_range(ids: Iterable[ReadingId]) -> tuple[int, int] | None:
     return (min(ts), max(ts)) if ts else None
 
 
+def _wait_for_processor(
+    ledger: Ledger,
+    table: ReadingsTable,
+    ranges: dict[str, tuple[int, int]],
+    *,
+    deadline: float,
+    poll_interval_s: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    result: Verification,
+) -> float | None:
+    """Poll the cheap progress signal; return clock() when it says everything arrived, or None at the deadline."""
+    pending = sorted(d for d in ledger.accepted if ledger.accepted[d])
+    newest = {d: max(ledger.accepted[d]) for d in pending}
+    while pending:
+        result.polls += 1
+        latest = table.latest_or_none(pending)
+        if latest is not None:
+            pending = [d for d in pending if latest.get(d, (-1, -1)) < newest[d]]
+        else:
+            pending = [d for d in pending if table.count(d, *ranges[d]) < len(ledger.accepted[d])]
+        if not pending:
+            break
+        if clock() >= deadline:
+            return None
+        sleep(poll_interval_s)
+    return clock()
+
+
 def verify(
     ledger: Ledger,
     table: ReadingsTable,
     *,
     timeout_s: float,
-    poll_interval_s: float = 0.5,
+    poll_interval_s: float = 0.25,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Verification:
-    """Poll until every accepted reading is stored or `timeout_s` passes, then count everything once."""
+    """Wait for the processor (cheaply), then read back and count; re-read while readings are missing."""
     result = Verification()
     devices = sorted(set(ledger.accepted) | set(ledger.rejected))
     ranges: dict[str, tuple[int, int]] = {}
@@ -151,23 +235,21 @@ def verify(
         if span is not None:
             ranges[device] = span
     started = clock()
-    stored: dict[str, list[StoredReading]] = {}
-    pending = [d for d in devices if ledger.accepted.get(d)]
-    while True:
+    deadline = started + timeout_s
+    arrived_at = _wait_for_processor(ledger, table, ranges, deadline=deadline, poll_interval_s=poll_interval_s,
+                                     clock=clock, sleep=sleep, result=result)
+    stored = {d: table.fetch(d, *ranges[d]) for d in devices if d in ranges}
+    compare(ledger, stored, result)
+    if not result.missing:
+        result.all_stored_at = arrived_at
+    while result.missing and clock() < deadline:  # older readings may still be on their way
+        sleep(max(poll_interval_s, 1.0))
         result.polls += 1
-        for device in pending:
-            stored[device] = table.fetch(device, *ranges[device])
-        pending = [
-            d for d in pending
-            if not set(ledger.accepted[d]) <= {(r.ts, r.seq) for r in stored[d]}
-        ]
-        if not pending:
+        for d in devices:
+            if d in ranges and not set(ledger.accepted.get(d, {})) <= {(r.ts, r.seq) for r in stored[d]}:
+                stored[d] = table.fetch(d, *ranges[d])
+        compare(ledger, stored, result)
+        if not result.missing:
             result.all_stored_at = clock()
-            break
-        if clock() - started >= timeout_s:
-            break
-        sleep(poll_interval_s)
     result.waited_s = clock() - started
-    for device in devices:  # final pass: duplicates and rejected-but-stored can appear late
-        stored[device] = table.fetch(device, *ranges[device])
-    return compare(ledger, stored, result)
+    return result

@@ -27,8 +27,11 @@ def keys_file(tmp_path: Path, n: int) -> tuple[Path, dict[str, str]]:
 
 def stack_file(tmp_path: Path, endpoint: str, readings: str, devices: str | None = None) -> Path:
     path = tmp_path / "stack.json"
-    path.write_text(json.dumps({"endpointUrl": endpoint, "readingsTableName": readings,
-                                "devicesTableName": devices or "unused", "alarmTopicArn": "arn:aws:sns:us-east-1:123456789012:none"}))
+    outputs = {"endpointUrl": endpoint, "readingsTableName": readings,
+               "alarmTopicArn": "arn:aws:sns:us-east-1:123456789012:none"}
+    if devices:
+        outputs["devicesTableName"] = devices
+    path.write_text(json.dumps(outputs))
     return path
 
 
@@ -82,7 +85,7 @@ def test_cli_registers_devices_through_the_admin_registry_and_writes_json(
         item = dynamodb.get_item(TableName=devices_table, Key={"deviceId": {"S": device}}).get("Item")
         return bool(item) and item["status"]["S"] == "active" and key_matches(key, item["keyHash"]["S"])
 
-    api = fake_api_factory(authorize, dynamo_store(dynamodb, readings_table))
+    api = fake_api_factory(authorize, dynamo_store(dynamodb, readings_table, devices_table))
     stack = stack_file(tmp_path, moto_endpoint, readings_table, devices_table)
     out = tmp_path / "report.json"
     saved = tmp_path / "keys-out.json"
