@@ -157,6 +157,12 @@ class _Worker:
             pass
         self._responses.close()
 
+    def close_stdin(self) -> None:
+        try:
+            self._stdin.close()
+        except OSError:
+            pass
+
     def retire(self) -> None:
         """Graceful end: closing stdin ends the worker's request loop."""
         try:
@@ -333,6 +339,8 @@ class _FunctionPool:
             self.all.clear()
             self.idle.clear()
             self.cond.notify_all()
+        for worker in workers:  # ask every environment to end first, then wait for them together
+            worker.close_stdin()
         for worker in workers:
             worker.retire()
 
@@ -491,8 +499,11 @@ class LambdaRunner:
             pools, self._pools = list(self._pools.values()), {}
             logs, self._logs = self._logs, []
             self._started = False
-        for pool in pools:
-            pool.close()
+        closers = [threading.Thread(target=pool.close, daemon=True) for pool in pools]
+        for thread in closers:
+            thread.start()
+        for thread in closers:
+            thread.join(timeout=15)
         for log in logs:
             log.close()
 
