@@ -68,9 +68,14 @@ def resolve_target(args: argparse.Namespace) -> tuple[str, str | None]:
 
 
 def make_client(endpoint_url: str | None, region: str | None) -> Any:
+    """A DynamoDB client; against an explicit endpoint (an emulator) with no credentials
+    configured, placeholder ones, because emulators accept any and boto3 refuses to sign without."""
     session = boto3.session.Session()
     region = region or session.region_name or "us-east-1"
-    return session.client("dynamodb", endpoint_url=endpoint_url, region_name=region)
+    kwargs: dict[str, Any] = {"endpoint_url": endpoint_url, "region_name": region}
+    if endpoint_url and session.get_credentials() is None:
+        kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")
+    return session.client("dynamodb", **kwargs)
 
 
 def run(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr, client: Any = None) -> int:

@@ -118,3 +118,19 @@ def test_module_entry_point_with_stack_file_against_an_endpoint(moto_server: str
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
     )
     assert failed.returncode == 2 and "no device 'ghost'" in failed.stderr and failed.stdout == ""
+
+
+def test_stack_file_works_without_configured_credentials(moto_server: str, tmp_path: Path) -> None:
+    """The README's local-cloud walkthrough runs on a machine with no AWS credentials at all."""
+    create_devices_table(boto3.client("dynamodb", endpoint_url=moto_server, region_name="us-east-1"), "devices-nocreds")
+    stack = tmp_path / "stack.json"
+    stack.write_text(json.dumps({"devicesTableName": "devices-nocreds", "endpointUrl": moto_server}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(tmp_path), AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true")
+    done = subprocess.run(
+        [sys.executable, "-m", "admin", "--stack-file", str(stack), "add", "--device-id", "edge-2", "--json"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["deviceId"] == "edge-2"
