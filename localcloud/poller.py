@@ -83,6 +83,7 @@ class StreamPoller:
         self._sns = aws_client("sns", endpoint_url, region)
         self._stop = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
+        self._initial: dict[str, str] = {}
         self._supervisor: threading.Thread | None = None
         self.function_arn = runner.spec(mapping.function).arn
         self._lambda_dims = {"FunctionName": mapping.function}
@@ -94,6 +95,13 @@ class StreamPoller:
     def start(self) -> None:
         if self._supervisor is None:
             self._stop.clear()
+            # Open the shards' iterators before returning, so that with LATEST a record put right
+            # after start() is not missed (the mapping exists from this moment on, as on AWS).
+            try:
+                for shard_id in self._list_shards():
+                    self._initial[shard_id] = self._iterator(shard_id, None)
+            except Exception:  # noqa: BLE001 - the supervisor retries listing
+                log.warning("could not open %s at start", self.mapping.stream_name, exc_info=True)
             self._supervisor = threading.Thread(target=self._supervise, daemon=True,
                                                 name=f"esm-{self.mapping.uuid[:8]}")
             self._supervisor.start()
@@ -148,7 +156,7 @@ class StreamPoller:
 
     def _run_shard(self, shard_id: str) -> None:
         buffer: list[StreamRecord] = []
-        iterator: str | None = None
+        iterator: str | None = self._initial.pop(shard_id, None)
         last_read: str | None = None
         first_buffered_at = 0.0
         while not self._stop.is_set():

@@ -209,3 +209,13 @@ def test_failed_destination_delivery_is_counted(setup: Callable[..., dict[str, A
     wait_for(lambda: any(r["body"] == "fine" for r in seen(ctx)))
     wait_for(lambda: ctx["poller"].stats["destination_failures"] == 1)
     assert any(n == "DestinationDeliveryFailures" and v == 1 for _, n, _, v in ctx["sink"].points)
+
+
+def test_latest_sees_records_put_right_after_start(setup: Callable[..., dict[str, Any]]) -> None:
+    ctx = setup(starting_position="LATEST")
+    put(ctx, ["before-start"])
+    ctx["poller"].start()
+    put(ctx, ["right-after-start"])
+    wait_for(lambda: len(seen(ctx)) >= 1)
+    time.sleep(0.3)
+    assert [r["body"] for r in seen(ctx)] == ["right-after-start"]
