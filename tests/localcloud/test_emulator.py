@@ -200,3 +200,68 @@ def test_thread_mode_serves_the_same_app() -> None:
         sqs.send_message(QueueUrl=url, MessageBody="hi")
         assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "hi"
     assert not emu.running
+
+
+@pytest.mark.parametrize("apply_fixes", [True, False], ids=["patched", "unpatched"])
+def test_concurrent_update_item_loses_no_update(apply_fixes: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """UpdateItem is atomic per item on AWS; moto's is a read-modify-write without a lock.
+
+    A 2 ms pause is slipped into moto's update path, between computing the new
+    value and writing it, so the interleaving that loses updates under load
+    happens every time.  The unpatched case proves the test can fail; it runs
+    in this process (thread mode) because the pause is a monkeypatch.
+    """
+    from moto.dynamodb import models as dynamodb_models
+
+    from localcloud import emulator_patches
+
+    validator_cls = dynamodb_models.UpdateExpressionValidator
+
+    class SlowValidator(validator_cls):  # type: ignore[misc, valid-type]
+        def validate(self, *args: Any, **kwargs: Any) -> Any:
+            result = super().validate(*args, **kwargs)
+            time.sleep(0.002)  # the window in which another request thread runs
+            return result
+
+    monkeypatch.setattr(dynamodb_models, "UpdateExpressionValidator", SlowValidator)
+    if not apply_fixes and emulator_patches.applied():
+        # Undo our lock for this test only: call the unwrapped methods.
+        for name, member in list(vars(dynamodb_models.DynamoDBBackend).items()):
+            if getattr(member, "__localcloud_locked__", False):
+                monkeypatch.setattr(dynamodb_models.DynamoDBBackend, name, member.__wrapped__)
+    with Emulator(mode="thread", apply_fixes=apply_fixes) as emu:
+        dynamodb = emu.client("dynamodb")
+        table = f"updates-{uuid.uuid4().hex[:8]}"  # moto's state is per process, shared by thread-mode emulators
+        dynamodb.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        threads_n, updates = 4, 25
+        errors: list[BaseException] = []
+
+        def updater() -> None:
+            client = emu.client("dynamodb")
+            try:
+                for _ in range(updates):
+                    # Atomic on AWS: the new value is computed from the stored one inside the write.
+                    client.update_item(
+                        TableName=table, Key={"pk": {"S": "device-1"}},
+                        UpdateExpression="SET n = if_not_exists(n, :zero) + :one",
+                        ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}},
+                    )
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=updater) for _ in range(threads_n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        total = int(dynamodb.get_item(TableName=table, Key={"pk": {"S": "device-1"}})["Item"]["n"]["N"])
+    if apply_fixes:
+        assert total == threads_n * updates
+    else:
+        assert total < threads_n * updates, "unpatched moto lost no update: the test could not detect the race"
