@@ -18,6 +18,8 @@ $context variables substituted ("-" when unknown), appended to
 ``<log_dir>/access.log``. Metrics: AWS/ApiGateway Count, 4xx, 5xx, Latency,
 IntegrationLatency with dimensions ApiId + Stage.
 Request bodies must carry Content-Length (chunked uploads get 411 locally).
+Only payload format 2.0 (integrations and authorizers) is emulated; an API
+declaring 1.0 is refused at start-up with UnsupportedApi.
 """
 from __future__ import annotations
 
@@ -124,6 +126,21 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+class UnsupportedApi(ValueError):
+    """The API declares something this local gateway does not emulate."""
+
+
+def _check_supported(api: ApiSpec) -> None:
+    """Fail at start-up rather than serve a payload shape the functions were not written for."""
+    for route in api.routes:
+        if route.payload_format_version != "2.0":
+            raise UnsupportedApi(f"route {route.route_key!r} of API {api.api_id}: payload format "
+                                 f"{route.payload_format_version} is not emulated locally (only 2.0)")
+        if route.authorizer is not None and route.authorizer.payload_format_version != "2.0":
+            raise UnsupportedApi(f"authorizer {route.authorizer.authorizer_id} of API {api.api_id}: payload "
+                                 f"format {route.authorizer.payload_format_version} is not emulated (only 2.0)")
+
+
 def _request_id() -> str:
     """HTTP API request ids look like 'JKJaXmPLvHcESHA=' (also sent as apigw-requestid)."""
     return base64.b64encode(os.urandom(10)).decode()[:15] + "="
@@ -135,6 +152,7 @@ class Gateway:
     def __init__(self, api: ApiSpec, runner: LambdaRunner, functions: dict[str, FunctionSpec], *,
                  region: str, host: str = "127.0.0.1", port: int = 0, sink: MetricSink | None = None,
                  log_dir: Path | None = None, account_id: str = ACCOUNT_ID) -> None:
+        _check_supported(api)
         self.api = api
         self.runner = runner
         self.functions = functions

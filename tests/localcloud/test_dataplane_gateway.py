@@ -270,3 +270,11 @@ def test_payload_over_10_mb_is_413_without_reading_it(env: dict[str, Any]) -> No
         while chunk := sock.recv(65536):  # the gateway closes the connection after a 413
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 413") and b'{"message":"Request Entity Too Large"}' in reply
+
+
+def test_payload_format_1_0_is_refused_at_start(tmp_path: Path) -> None:
+    from localcloud.gateway import UnsupportedApi
+    api = ApiSpec("api3", "t", "$default", (RouteSpec("GET /x", "app", "1.0", 30000),), None, None)
+    with pytest.raises(UnsupportedApi, match="payload format 1.0"):
+        Gateway(api, LambdaRunner({}, "http://127.0.0.1:1", "us-east-1", log_dir=tmp_path), {}, region="us-east-1",
+                log_dir=tmp_path)
