@@ -205,3 +205,12 @@ def test_reference_docs_list_every_key_and_every_alarm() -> None:
         assert f"| `{default or chr(34) * 2}` |" in config_doc, key
     for alarm_id in ALARM_IDS:
         assert f"| `{alarm_id}` |" in alarms_doc, alarm_id
+
+
+def test_readme_lists_every_key_and_every_alarm() -> None:
+    """The README's config and alarm tables are what operators read first; they must not drift."""
+    readme = (PROJECT_DIR / "README.md").read_text()
+    for key in DEFAULTS:
+        assert f"| `iot-ingest:{key}` |" in readme, key
+    for alarm_id in ALARM_IDS:
+        assert f"| `{alarm_id}` |" in readme, alarm_id
