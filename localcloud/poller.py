@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 MAX_INVOKE_PAYLOAD = 6 * 1024 * 1024
 RECORD_OVERHEAD = 600  # bytes of JSON around each record's data in the event
+WINDOW_POLL_S = 0.25  # how often a shard is read while a batching window fills
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class StreamPoller:
     def __init__(self, mapping: MappingSpec, runner: LambdaRunner, *, endpoint_url: str, region: str,
                  sink: MetricSink | None = None, role_arn: str | None = None, observe_stream: bool = True,
                  poll_interval_s: float = 0.1, retry_backoff_s: float = 0.05,
-                 relist_interval_s: float = 10.0) -> None:
+                 relist_interval_s: float = 10.0, max_idle_poll_s: float = 0.5) -> None:
         self.mapping = mapping
         self.runner = runner
         self.region = region
@@ -78,6 +79,7 @@ class StreamPoller:
         self.poll_interval_s = poll_interval_s
         self.retry_backoff_s = retry_backoff_s
         self.relist_interval_s = relist_interval_s
+        self.max_idle_poll_s = max(poll_interval_s, max_idle_poll_s)
         self._kinesis = aws_client("kinesis", endpoint_url, region)
         self._sqs = aws_client("sqs", endpoint_url, region)
         self._sns = aws_client("sns", endpoint_url, region)
@@ -159,6 +161,7 @@ class StreamPoller:
         iterator: str | None = self._initial.pop(shard_id, None)
         last_read: str | None = None
         first_buffered_at = 0.0
+        idle_wait = self.poll_interval_s
         while not self._stop.is_set():
             try:
                 if iterator is None:
@@ -170,6 +173,7 @@ class StreamPoller:
                                           r["ApproximateArrivalTimestamp"].timestamp())
                              for r in response.get("Records", [])]
                     if fresh:
+                        idle_wait = self.poll_interval_s
                         last_read = fresh[-1].sequence_number
                         if not buffer:
                             first_buffered_at = time.monotonic()
@@ -186,11 +190,15 @@ class StreamPoller:
                 self._stop.wait(0.5)
                 continue
             if not buffer:
-                self._stop.wait(self.poll_interval_s)
+                # Every GetRecords costs the single-process emulator ~3 ms, so an idle shard is
+                # polled less and less often (AWS polls each shard about once a second).
+                self._stop.wait(idle_wait)
+                idle_wait = min(idle_wait * 2, self.max_idle_poll_s)
                 continue
             window = float(self.mapping.batching_window_s or 0)
-            if len(buffer) < self.mapping.batch_size and time.monotonic() - first_buffered_at < window:
-                self._stop.wait(min(self.poll_interval_s, window))
+            waited = time.monotonic() - first_buffered_at
+            if len(buffer) < self.mapping.batch_size and waited < window:
+                self._stop.wait(min(WINDOW_POLL_S, window - waited))
                 continue
             batch = self._take_batch(buffer)
             del buffer[:len(batch)]
