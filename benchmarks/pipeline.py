@@ -52,9 +52,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stack", default="dev")
     p.add_argument("--devices", type=int, default=50)
     p.add_argument("--rate", type=float, default=50.0, help="requests/s for the fleet (dev stage throttle: 50)")
-    p.add_argument("--duration", type=float, default=20.0, help="seconds of sending, per phase")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of sending, default-fleet phase")
+    p.add_argument("--heavy-duration", type=float, default=10.0,
+                   help="seconds of sending, saturated phase (its read-back costs ~1 ms per reading on moto)")
     p.add_argument("--readings-per-request", type=int, default=5, help="default-fleet phase")
-    p.add_argument("--heavy-readings", type=int, default=40, help="readings per request in the saturated phase")
+    p.add_argument("--heavy-readings", type=int, default=60, help="readings per request in the saturated phase")
     p.add_argument("--payload-metrics", type=int, default=4)
     p.add_argument("--workers", type=int, default=16)
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -105,14 +107,14 @@ def markdown(r: dict[str, Any]) -> str:
     return "| measure | value | target |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {t} |" for a, b, t in rows)
 
 
-def fleet_phase(args: argparse.Namespace, served: Served, per_request: int) -> dict[str, Any]:
+def fleet_phase(args: argparse.Namespace, served: Served, per_request: int, duration: float) -> dict[str, Any]:
     config = FleetConfig(
         api_url=served.outputs["apiUrl"], stack_file=served.stack_file, devices=args.devices, rate=args.rate,
-        duration=args.duration, misbehaving=0.0, readings_per_request=per_request,
+        duration=duration, misbehaving=0.0, readings_per_request=per_request,
         payload_metrics=args.payload_metrics, workers=args.workers, progress=sys.stderr.isatty(),
         drain_timeout=180.0, seed=per_request,
     ).validate()
-    print(f"  {args.devices} devices, {args.rate:.0f} req/s x {per_request} readings for {args.duration:.0f} s ...", flush=True)
+    print(f"  {args.devices} devices, {args.rate:.0f} req/s x {per_request} readings for {duration:.0f} s ...", flush=True)
     return phase(run(config), args.rate * per_request)
 
 
@@ -147,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(f"  healthy after {served.startup_s:.2f} s", flush=True)
             print("default fleet:", flush=True)
-            result["default"] = fleet_phase(args, served, args.readings_per_request)
+            result["default"] = fleet_phase(args, served, args.readings_per_request, args.duration)
             print("saturated:", flush=True)
-            result["saturated"] = fleet_phase(args, served, args.heavy_readings)
+            result["saturated"] = fleet_phase(args, served, args.heavy_readings, args.heavy_duration)
             targets = resolve(FleetConfig(api_url=served.outputs["apiUrl"], stack_file=served.stack_file))
             kinesis, dynamodb = client("kinesis", targets), client("dynamodb", targets)
             shards = kinesis.describe_stream_summary(
