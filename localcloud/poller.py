@@ -18,9 +18,10 @@ services-kinesis-batchfailurereporting.html, kinesis-on-failure-destination.html
   destination with Lambda's invocation-record shape, and the shard moves on.
   A failed send counts as ``DestinationDeliveryFailures``.
 - Throttled invocations are retried with back-off and do not use up retries.
-Local limits: ``parallelization_factor`` > 1 is accepted but each shard is still
-read by one sequential reader (per-partition-key order is kept trivially);
-``AT_TIMESTAMP`` starts at TRIM_HORIZON because the spec carries no timestamp;
+- ``parallelization_factor`` N: each shard's reader deals records to N lanes by
+  a hash of the partition key; lanes invoke concurrently, each strictly in
+  order, so per-partition-key order holds and one stuck key blocks only its lane.
+Local limits: ``AT_TIMESTAMP`` starts at TRIM_HORIZON because the spec carries no timestamp;
 shards are re-listed every ``relist_interval_s`` so resharding is followed.
 Metrics: AWS/Lambda IteratorAge (age of the last record of each batch) and
 DestinationDeliveryFailures; AWS/Kinesis IncomingRecords/IncomingBytes (at each
@@ -31,11 +32,13 @@ from __future__ import annotations
 
 import base64
 import collections
+import itertools
 import json
 import logging
 import threading
 import time
 import uuid
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -58,6 +61,54 @@ class StreamRecord:
     partition_key: str
     data: bytes
     arrival: float  # epoch seconds
+
+
+def lane_of(partition_key: str, lanes: int) -> int:
+    """Stable lane for a partition key, so one key's records always share a lane (and its order)."""
+    return zlib.crc32(partition_key.encode("utf-8")) % lanes if lanes > 1 else 0
+
+
+class _Lane:
+    """Records of one shard's share of partition keys, waiting to be batched."""
+
+    def __init__(self) -> None:
+        self._records: collections.deque[StreamRecord] = collections.deque()
+        self._cond = threading.Condition()
+        self._first_at = 0.0
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def add(self, record: StreamRecord) -> None:
+        with self._cond:
+            if not self._records:
+                self._first_at = time.monotonic()
+            self._records.append(record)
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def next_batch(self, batch_size: int, window: float, take: Any, stop: threading.Event) -> list[StreamRecord] | None:
+        """The next batch once full or its window passed; [] to re-check, None when closed and empty."""
+        with self._cond:
+            if not self._records:
+                if self._closed:
+                    return None
+                self._cond.wait(0.2)
+                return []
+            waited = time.monotonic() - self._first_at
+            if len(self._records) < batch_size and waited < window and not self._closed and not stop.is_set():
+                self._cond.wait(min(WINDOW_POLL_S, window - waited))
+                return []
+            batch = take(self._records)
+            for _ in batch:
+                self._records.popleft()
+            self._first_at = time.monotonic()
+            return batch
 
 
 def _iso_ms(ts: float) -> str:
@@ -157,58 +208,78 @@ class StreamPoller:
         return self._kinesis.get_shard_iterator(**kwargs)["ShardIterator"]
 
     def _run_shard(self, shard_id: str) -> None:
-        buffer: list[StreamRecord] = []
+        """Read one shard and deal its records to ``parallelization_factor`` lanes by partition key."""
+        factor = max(1, min(10, int(self.mapping.parallelization_factor or 1)))
+        lanes = [_Lane() for _ in range(factor)]
+        for index, lane in enumerate(lanes):
+            thread = threading.Thread(target=self._run_lane, args=(lane,), daemon=True,
+                                      name=f"esm-{self.mapping.stream_name}-{shard_id}-lane{index}")
+            self._threads[f"{shard_id}#lane{index}"] = thread
+            thread.start()
+        try:
+            self._read_shard(shard_id, lanes)
+        finally:
+            for lane in lanes:
+                lane.close()
+
+    def _read_shard(self, shard_id: str, lanes: list["_Lane"]) -> None:
         iterator: str | None = self._initial.pop(shard_id, None)
         last_read: str | None = None
-        first_buffered_at = 0.0
         idle_wait = self.poll_interval_s
+        backlog_cap = max(1000, 4 * self.mapping.batch_size) * len(lanes)
+        window = float(self.mapping.batching_window_s or 0)
         while not self._stop.is_set():
+            if sum(len(lane) for lane in lanes) >= backlog_cap:
+                self._stop.wait(self.poll_interval_s)  # the function is behind: stop reading ahead
+                continue
             try:
                 if iterator is None:
                     iterator = self._iterator(shard_id, last_read)
-                if len(buffer) < self.mapping.batch_size:
-                    response = self._kinesis.get_records(ShardIterator=iterator, Limit=10000)
-                    iterator = response.get("NextShardIterator")
-                    fresh = [StreamRecord(shard_id, r["SequenceNumber"], r["PartitionKey"], r["Data"],
-                                          r["ApproximateArrivalTimestamp"].timestamp())
-                             for r in response.get("Records", [])]
-                    if fresh:
-                        idle_wait = self.poll_interval_s
-                        last_read = fresh[-1].sequence_number
-                        if not buffer:
-                            first_buffered_at = time.monotonic()
-                        buffer.extend(fresh)
-                        self._observe(fresh)
-                    if self.observe_stream and "MillisBehindLatest" in response:
-                        self.sink.put("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", self._stream_dims,
-                                      float(response["MillisBehindLatest"]), "Milliseconds")
-                    if iterator is None and not buffer:
-                        return  # closed shard fully processed
+                response = self._kinesis.get_records(ShardIterator=iterator, Limit=10000)
+                iterator = response.get("NextShardIterator")
+                fresh = [StreamRecord(shard_id, r["SequenceNumber"], r["PartitionKey"], r["Data"],
+                                      r["ApproximateArrivalTimestamp"].timestamp())
+                         for r in response.get("Records", [])]
+                if self.observe_stream and "MillisBehindLatest" in response:
+                    self.sink.put("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", self._stream_dims,
+                                  float(response["MillisBehindLatest"]), "Milliseconds")
             except Exception:  # noqa: BLE001 - expired iterator or emulator hiccup: re-open after last read
                 log.warning("reading %s/%s failed", self.mapping.stream_name, shard_id, exc_info=True)
                 iterator = None
                 self._stop.wait(0.5)
                 continue
-            if not buffer:
+            if fresh:
+                last_read = fresh[-1].sequence_number
+                self._observe(fresh)
+                for record in fresh:
+                    lanes[lane_of(record.partition_key, len(lanes))].add(record)
+            if iterator is None:
+                return  # closed shard: everything read; the lanes drain and stop
+            if not fresh:
                 # Every GetRecords costs the single-process emulator ~3 ms, so an idle shard is
                 # polled less and less often (AWS polls each shard about once a second).
                 self._stop.wait(idle_wait)
                 idle_wait = min(idle_wait * 2, self.max_idle_poll_s)
                 continue
-            window = float(self.mapping.batching_window_s or 0)
-            waited = time.monotonic() - first_buffered_at
-            if len(buffer) < self.mapping.batch_size and waited < window:
-                self._stop.wait(min(WINDOW_POLL_S, window - waited))
-                continue
-            batch = self._take_batch(buffer)
-            del buffer[:len(batch)]
-            first_buffered_at = time.monotonic()
-            self.process_batch(batch)
+            idle_wait = self.poll_interval_s
+            if len(fresh) < self.mapping.batch_size:
+                self._stop.wait(min(WINDOW_POLL_S, window) if window > 0 else self.poll_interval_s)
 
-    def _take_batch(self, buffer: list[StreamRecord]) -> list[StreamRecord]:
+    def _run_lane(self, lane: "_Lane") -> None:
+        """Batches of one lane, strictly in order: per-partition-key order is kept."""
+        window = float(self.mapping.batching_window_s or 0)
+        while not self._stop.is_set():
+            batch = lane.next_batch(self.mapping.batch_size, window, self._take_batch, self._stop)
+            if batch is None:
+                return
+            if batch:
+                self.process_batch(batch)
+
+    def _take_batch(self, buffer: "collections.deque[StreamRecord]") -> list[StreamRecord]:
+        """Up to batch_size records from the front, within the 6 MB invoke payload."""
         size = 0
         batch: list[StreamRecord] = []
-        for record in buffer[:self.mapping.batch_size]:
+        for record in itertools.islice(buffer, self.mapping.batch_size):
             cost = len(record.data) * 4 // 3 + RECORD_OVERHEAD
             if batch and size + cost > MAX_INVOKE_PAYLOAD:
                 break

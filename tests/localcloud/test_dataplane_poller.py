@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from localcloud.model import FunctionSpec, MappingSpec
-from localcloud.poller import StreamPoller, StreamRecord
+from localcloud.poller import StreamPoller, StreamRecord, lane_of
 from localcloud.runner import LambdaRunner
 
 PROCESSOR = '''
@@ -26,6 +26,9 @@ def handler(event, context):
                                 "pk": r["kinesis"]["partitionKey"]}) + "\\n")
     for r in event["Records"]:
         body = base64.b64decode(r["kinesis"]["data"]).decode()
+        if body.startswith("slow"):
+            import time
+            time.sleep(1.5)
         if body.startswith("poison"):
             raise ValueError("poison pill " + body)
         if body.startswith("partial"):
@@ -219,3 +222,20 @@ def test_latest_sees_records_put_right_after_start(setup: Callable[..., dict[str
     wait_for(lambda: len(seen(ctx)) >= 1)
     time.sleep(0.3)
     assert [r["body"] for r in seen(ctx)] == ["right-after-start"]
+
+
+def test_parallelization_factor_keeps_per_key_order_and_isolates_a_slow_key(
+        setup: Callable[..., dict[str, Any]]) -> None:
+    ctx = setup(batch_size=2, parallelization_factor=2)
+    keys = [f"key-{i}" for i in range(20)]
+    slow_key = next(k for k in keys if lane_of(k, 2) == 0)
+    fast_key = next(k for k in keys if lane_of(k, 2) == 1)
+    put(ctx, ["slow-0"], key=slow_key)
+    for i in range(6):
+        put(ctx, [f"fast-{i}"], key=fast_key)
+        put(ctx, [f"after-slow-{i}"], key=slow_key)
+    ctx["poller"].start()
+    wait_for(lambda: [r["body"] for r in seen(ctx) if r["pk"] == fast_key] == [f"fast-{i}" for i in range(6)],
+             timeout=1.2)  # the other lane is still asleep in "slow-0"
+    wait_for(lambda: len(seen(ctx)) == 13)
+    assert [r["body"] for r in seen(ctx) if r["pk"] == slow_key] == ["slow-0"] + [f"after-slow-{i}" for i in range(6)]
