@@ -16,7 +16,9 @@ documented pitfall (aws-facts.md section 2).
 Access log: one line per request in the stage's access_log_format, with
 $context variables substituted ("-" when unknown), appended to
 ``<log_dir>/access.log``. Metrics: AWS/ApiGateway Count, 4xx, 5xx, Latency,
-IntegrationLatency with dimensions ApiId + Stage.
+IntegrationLatency, DataProcessed with dimensions ApiId + Stage.
+Named stages are not emulated: paths are matched as on the ``$default`` stage
+(the program declares only ``$default``).
 Request bodies must carry Content-Length (chunked uploads get 411 locally).
 Only payload format 2.0 (integrations and authorizers) is emulated; an API
 declaring 1.0 is refused at start-up with UnsupportedApi.
@@ -216,6 +218,8 @@ class Gateway:
         self.sink.put("AWS/ApiGateway", "4xx", self._dims, 1.0 if 400 <= response.status < 500 else 0.0, "Count")
         self.sink.put("AWS/ApiGateway", "5xx", self._dims, 1.0 if response.status >= 500 else 0.0, "Count")
         self.sink.put("AWS/ApiGateway", "Latency", self._dims, latency_ms, "Milliseconds")
+        self.sink.put("AWS/ApiGateway", "DataProcessed", self._dims,
+                      float(len(request.body) + len(response.body)), "Bytes")
         return response
 
     def _process(self, request: ev.HttpRequest, variables: dict[str, Any]) -> ev.HttpResponse:
