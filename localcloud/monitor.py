@@ -69,16 +69,13 @@ def _merge(table: dict[Any, list[float]], key: Any, value: float) -> None:
 
 
 def _from_aggregate(stat: str, agg: list[float]) -> float | None:
+    """One standard statistic from [count, sum, min, max]; None when the period has no data."""
+    if stat not in ("Sum", "SampleCount", "Average", "Maximum", "Minimum"):
+        raise alarms.UnsupportedAlarm(f"unknown statistic {stat!r}")
     if not agg or agg[0] == 0:
         return None
     count, total, low, high = agg
-    return {"Sum": total, "SampleCount": count, "Average": total / count, "Maximum": high,
-            "Minimum": low}.get(stat) if stat in ("Sum", "SampleCount", "Average", "Maximum", "Minimum") \
-        else _unsupported(stat)
-
-
-def _unsupported(stat: str) -> float:
-    raise alarms.UnsupportedAlarm(f"unknown statistic {stat!r}")
+    return {"Sum": total, "SampleCount": count, "Average": total / count, "Maximum": high, "Minimum": low}[stat]
 
 
 def aws_client(service: str, endpoint_url: str, region: str) -> Any:
