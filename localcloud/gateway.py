@@ -26,8 +26,10 @@ declaring 1.0 is refused at start-up with UnsupportedApi.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +44,7 @@ MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API quota
 MAX_INTEGRATION_TIMEOUT_S = 30.0
 AUTHORIZER_TIMEOUT_S = 10.0
 ACCOUNT_ID = "123456789012"
+log = logging.getLogger(__name__)
 
 
 class TokenBucket:
@@ -167,6 +170,8 @@ class Gateway:
             self.bucket = TokenBucket(api.throttle_rate or 0.0, api.throttle_burst or 0)
         self.access_log = AccessLog((log_dir or default_log_dir()) / "access.log", api.access_log_format)
         self._dims = {"ApiId": api.api_id, "Stage": api.stage}
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
         self._server.request_queue_size = 128
@@ -193,6 +198,13 @@ class Gateway:
             self._thread.join(timeout=10)
             self._thread = None
         self._server.server_close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:  # keep-alive clients must not hang on a stopped gateway
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self.access_log.close()
 
     # ---- request processing ----------------------------------------------------------------
@@ -354,6 +366,16 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             return None  # the access log is the record of requests
 
+        def setup(self) -> None:
+            super().setup()
+            with gateway._connections_lock:
+                gateway._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with gateway._connections_lock:
+                gateway._connections.discard(self.connection)
+            super().finish()
+
         def _serve(self) -> None:
             path, _, query = self.path.partition("?")
             length_header = self.headers.get("Content-Length")
@@ -372,7 +394,12 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             request = ev.HttpRequest(method=self.command, raw_path=path or "/", raw_query=query,
                                      headers=list(self.headers.items()), body=body,
                                      source_ip=self.client_address[0], protocol=self.request_version)
-            self._send(gateway.handle(request))
+            try:
+                response = gateway.handle(request)
+            except Exception:  # noqa: BLE001 - a bug here must still answer like API Gateway does
+                log.exception("gateway failed on %s %s", self.command, path)
+                response = ev.gateway_error(500, "Internal Server Error")
+            self._send(response)
 
         def _send(self, response: ev.HttpResponse, close: bool = False) -> None:
             self.send_response(response.status)

@@ -278,3 +278,26 @@ def test_payload_format_1_0_is_refused_at_start(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedApi, match="payload format 1.0"):
         Gateway(api, LambdaRunner({}, "http://127.0.0.1:1", "us-east-1", log_dir=tmp_path), {}, region="us-east-1",
                 log_dir=tmp_path)
+
+
+def test_stop_closes_keep_alive_connections(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(APP)
+    functions = {"app": FunctionSpec("app", "arn:app", "app.handler", code, {}, 5, 128, None)}
+    api = ApiSpec("api4", "t", "$default", (RouteSpec("GET /health", "app", "2.0", 30000),), None, None)
+    runner = LambdaRunner(functions, "http://127.0.0.1:1", "us-east-1", log_dir=tmp_path / "logs")
+    runner.start()
+    gw = Gateway(api, runner, functions, region="us-east-1", log_dir=tmp_path / "logs")
+    gw.start()
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=5)
+    try:
+        conn.request("GET", "/health?mode=ok")
+        assert conn.getresponse().read() is not None
+        gw.stop()
+        with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+            conn.request("GET", "/health?mode=ok")
+            conn.getresponse().read()
+    finally:
+        conn.close()
+        runner.stop()
