@@ -184,6 +184,37 @@ def test_processor_errors_alarm_notifies_topic(cloud: LocalCloud, registry: Devi
     assert state["StateValue"] in ("ALARM", "OK")  # it may already have recovered at 1.2 s periods
 
 
+def test_metrics_and_access_log_use_aws_names(cloud: LocalCloud, registry: DeviceRegistry) -> None:
+    """What the alarms watch reaches the emulator's CloudWatch under AWS's names and dimensions."""
+    from datetime import datetime, timedelta, timezone
+
+    assert cloud.stack is not None and cloud.dataplane is not None
+    outputs = cloud.stack.outputs
+    marker(cloud, registry)
+    cloud.dataplane.monitor.flush()
+    cw = cloud.emulator.client("cloudwatch")
+    now = datetime.now(timezone.utc)
+
+    def total(namespace: str, name: str, dims: dict[str, str]) -> float:
+        points = cw.get_metric_statistics(
+            Namespace=namespace, MetricName=name, Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
+            StartTime=now - timedelta(minutes=10), EndTime=now + timedelta(minutes=1), Period=3600,
+            Statistics=["Sum"])["Datapoints"]
+        return sum(p["Sum"] for p in points)
+
+    api = {"ApiId": outputs["apiId"], "Stage": "$default"}
+    assert total("AWS/ApiGateway", "Count", api) > 0 and total("AWS/ApiGateway", "4xx", api) > 0
+    for role in ("authorizer", "ingest", "processor"):
+        assert total("AWS/Lambda", "Invocations", {"FunctionName": outputs["functionNames"][role]}) > 0
+    stream = {"StreamName": outputs["streamName"]}
+    assert total("AWS/Kinesis", "IncomingRecords", stream) > 0
+    assert total("AWS/Kinesis", "PutRecords.TotalRecords", stream) > 0
+    assert total("IotIngest", "ReadingsStored", {"service": "processor"}) > 0  # EMF from the handler
+    lines = [json.loads(line) for line in (cloud.state_dir / "logs" / "access.log").read_text().splitlines()]
+    assert {"requestId", "status", "routeKey", "integrationLatency"} <= set(lines[-1])
+    assert any(line["status"] == "202" and line["routeKey"] == "POST /v1/telemetry" for line in lines)
+
+
 def test_stage_throttle_returns_429_beyond_burst_and_rate(cloud: LocalCloud) -> None:
     """dev declares burst 100, rate 50/s: 8 clients offering far more must see 429s, and
     never more successes than burst + rate x elapsed (nor fewer than the burst)."""
