@@ -148,3 +148,31 @@ class FakeApi:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def dynamo_store(dynamodb: Any, table: str, devices_table: str | None = None) -> Callable[[str, list[dict[str, Any]]], None]:
+    """Store readings the way the processor does (readingKey = f"{ts:013d}#{seq:010d}"), then move the
+    device's latestTs/latestSeq forward in the devices table, if one is given, as the processor does."""
+
+    def store(device: str, readings: list[dict[str, Any]]) -> None:
+        for r in readings:
+            dynamodb.put_item(TableName=table, Item={
+                "deviceId": {"S": device},
+                "readingKey": {"S": f"{r['ts']:013d}#{r.get('seq', 0):010d}"},
+                "ts": {"N": str(r["ts"])},
+                "seq": {"N": str(r.get("seq", 0))},
+                "metrics": {"M": {k: {"N": repr(v)} for k, v in r["metrics"].items()}},
+            })
+        if devices_table and readings:
+            newest = max(readings, key=lambda r: (r["ts"], r.get("seq", 0)))
+            try:
+                dynamodb.update_item(
+                    TableName=devices_table, Key={"deviceId": {"S": device}},
+                    UpdateExpression="SET latestTs = :t, latestSeq = :s",
+                    ConditionExpression="attribute_not_exists(latestTs) OR latestTs < :t OR (latestTs = :t AND latestSeq < :s)",
+                    ExpressionAttributeValues={":t": {"N": str(newest["ts"])}, ":s": {"N": str(newest.get("seq", 0))}},
+                )
+            except dynamodb.exceptions.ConditionalCheckFailedException:
+                pass
+
+    return store

@@ -9,12 +9,11 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import dynamo_store
 from fleet.__main__ import main
 from fleet.config import FleetConfig
 from fleet.report import EXIT_INTEGRITY, EXIT_NO_SERVICE, EXIT_OK
 from fleet.runner import run
-from fleet_fake_api import FakeApi, Faults
+from fleet_fake_api import FakeApi, Faults, dynamo_store
 from handlers.telemetry.device_keys import key_matches
 
 

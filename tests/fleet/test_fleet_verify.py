@@ -5,7 +5,7 @@ import json
 import uuid
 from typing import Any
 
-from conftest import dynamo_store
+from fleet_fake_api import dynamo_store
 from fleet.client import Response
 from fleet.devices import Misbehaviour, OutgoingRequest
 from fleet.ledger import Ledger
