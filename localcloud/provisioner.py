@@ -16,6 +16,8 @@ the program's own mock tests in the same process).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextvars
 import json
 import os
 import pickle
@@ -24,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -163,8 +166,6 @@ def provision_in_process(
     state_dir: Path | None = None,
 ) -> ProvisionedStack:
     """Run the program in this process (what the child does); see :func:`provision`."""
-    import contextvars
-
     project_dir = Path(project_dir).resolve()
     state_dir = Path(state_dir) if state_dir else project_dir / STATE_DIR_NAME
     try:
@@ -184,9 +185,7 @@ def provision_in_process(
         state_dir=state_dir,
         client_factory=lambda service: _client(service, endpoint_url, region),
     )
-    # A copied context keeps the SDK's context variables (settings, root stack,
-    # config) from leaking into the caller.
-    outputs = contextvars.copy_context().run(_run_program, ctx, config.project, stack, config.to_env(), main_file)
+    outputs = _in_own_thread(_run_program, ctx, config.project, stack, config.to_env(), main_file)
     result = assemble(ctx, config.project, stack, outputs)
     write_stack_json(state_dir, outputs, endpoint_url)
     return result
@@ -290,6 +289,37 @@ def _make_mocks(ctx: Context) -> Any:
             raise error
 
     return EmulatorMocks()
+
+
+def _in_own_thread(fn: Any, *args: Any) -> Any:
+    """Run ``fn`` in a new thread with its own event loop and a copy of our context.
+
+    The SDK keeps its state in context variables (settings, root stack, config)
+    and drives registrations on the thread's event loop.  A copied context keeps
+    that state from leaking into the caller, and a fresh loop keeps us
+    independent of the caller's (pytest may already have closed the main
+    thread's loop after the program's own mock tests).
+    """
+    context = contextvars.copy_context()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            box["result"] = context.run(fn, *args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    thread = threading.Thread(target=target, name="pulumi-program")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 def _run_program(ctx: Context, project: str, stack: str, config_env: str, main_file: Path) -> dict[str, Any]:

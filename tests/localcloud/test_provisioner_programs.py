@@ -285,3 +285,27 @@ def test_provision_run_cancel_stops_the_child_and_cleans_up(tmp_path: Path) -> N
     assert list((tmp_path / "state").iterdir()) == []  # scratch dir removed
     with pytest.raises(ProvisionError, match="already finished or cancelled"):
         run.finish("http://127.0.0.1:1")
+
+
+def test_in_process_run_survives_a_closed_event_loop(emulator: Emulator, tmp_path: Path) -> None:
+    """Pulumi mock tests that ran earlier may leave the caller's event loop closed."""
+    import asyncio
+    import threading
+
+    project = make_project(tmp_path / "loop", 'pulumi.export("ok", True)\naws.sqs.Queue("q")\n')
+    box: dict[str, object] = {}
+
+    def caller() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.close()
+        try:
+            box["outputs"] = provision(project, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL,
+                                       isolate=False).outputs
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            box["error"] = exc
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    thread.join()
+    assert box == {"outputs": {"ok": True}}
