@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import shutil
 import sys
 import threading
 import time
@@ -33,8 +34,10 @@ def _progress(total: int, enabled: bool, desc: str, unit: str) -> Any:
     """A tqdm bar on stderr, or a no-op when disabled or stderr is not a terminal."""
     from tqdm import tqdm
 
+    # A terminal that reports 0 columns (some ptys) makes tqdm draw nothing; fall back to 100.
+    width = shutil.get_terminal_size((100, 24)).columns or 100
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
-                disable=not (enabled and sys.stderr.isatty()), dynamic_ncols=True)
+                disable=not (enabled and sys.stderr.isatty()), ncols=width)
 
 
 def check_health(api_url: str, timeout: float) -> None:
