@@ -25,6 +25,7 @@ service-side metrics the emulator does not publish (``_service_metrics.py``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import select
 import subprocess
@@ -38,12 +39,15 @@ from typing import IO, Any, Protocol
 
 from .model import FunctionSpec
 
+log = logging.getLogger(__name__)
+
 WORKER_SCRIPT = Path(__file__).with_name("_worker.py")
 _METRIC_MARKER = b"\x1eLOCALCLOUD_METRIC "  # _service_metrics.MARKER
 FAKE_ACCOUNT = "123456789012"
 # An unreserved function shares the account's pool (1,000 by default):
 # https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html
 UNRESERVED_CONCURRENCY = 1000
+INIT_TIMEOUT_S = 30.0  # generous: a cold start on a loaded 2-core machine can take seconds
 
 
 class MetricSink(Protocol):
@@ -276,7 +280,12 @@ class _FunctionPool:
             self.concurrent -= 1
 
     def take_worker(self, wait_s: float) -> _Worker | None:
-        """An idle warm worker, a new one if under max_workers, else wait; None on timeout."""
+        """A warm worker: an idle one, or the first to become free while a new one starts in the
+        background (if under max_workers). None if none is free within ``wait_s``.
+
+        Waiting for *either* keeps a cold start off the request path when a busy worker frees
+        up sooner, which is what keeps tail latency low on a small machine.
+        """
         deadline = time.monotonic() + wait_s
         with self.cond:
             while True:
@@ -289,18 +298,32 @@ class _FunctionPool:
                     return None
                 if self.spawned < self.max_workers:
                     self.spawned += 1
-                    break
+                    threading.Thread(target=self._spawn_in_background, daemon=True,
+                                     name=f"lambda-init-{self.spec.name}").start()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
                 self.cond.wait(remaining)
+
+    def _spawn_in_background(self) -> None:
         try:
-            return self.spawn(counted=True)
-        except BaseException:
+            worker = _Worker(self.spec, self.env, self.log)
+        except Exception:  # noqa: BLE001 - e.g. out of processes: the waiters time out or retry
+            log.warning("could not start a worker for %s", self.spec.name, exc_info=True)
             with self.cond:
                 self.spawned -= 1
+                self.cond.notify_all()
+            return
+        ready = worker.wait_ready_once(INIT_TIMEOUT_S)
+        with self.cond:
+            if ready and not self.closed:
+                self.all.add(worker)
+                self.idle.append(worker)
                 self.cond.notify()
-            raise
+                return
+            self.spawned -= 1
+            self.cond.notify_all()
+        worker.kill()
 
     def give_back(self, worker: _Worker) -> None:
         with self.cond:
