@@ -4,7 +4,6 @@ AWS_ENDPOINT_URL only; stop() leaves no worker processes behind."""
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import time
 import uuid
