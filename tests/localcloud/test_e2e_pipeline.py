@@ -13,7 +13,6 @@ import http.client
 import json
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -159,7 +158,7 @@ def test_processor_errors_alarm_notifies_topic(cloud: LocalCloud, registry: Devi
     inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=outputs["alarmTopicArn"], Protocol="sqs", Endpoint=inbox_arn,
                   Attributes={"RawMessageDelivery": "true"})
-    alarm_name = f"iot-ingest-dev-processor-errors"
+    alarm_name = f"{outputs['functionNames']['processor']}-errors"  # the program names alarms so
     device, key = registry.add(f"al-{uuid.uuid4().hex[:8]}")
     cloud.emulator.inject_fault({"target": "DynamoDB_20120810.BatchWriteItem", "error": "AccessDeniedException",
                                  "message": "injected: writes refused", "times": 100000})
