@@ -19,8 +19,27 @@ from .model import ProvisionedStack
 from .provisioner import REPO_ROOT, STATE_DIR_NAME, ProvisionRun
 
 
+def reserve_port(host: str, port: int = 0) -> socket.socket:
+    """Hold ``port`` (0: one the OS picks) until the gateway binds it.
+
+    The socket is bound with SO_REUSEADDR but never listens: the OS then hands
+    the port to nobody else (no other port-0 bind gets it), while the gateway's
+    own SO_REUSEADDR bind still succeeds.  Closing it afterwards frees nothing
+    the gateway needs.  A port someone already listens on fails here, before
+    provisioning, with EADDRINUSE.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot use {host}:{port} for the HTTP API: {exc.strerror}") from exc
+    return sock
+
+
 def free_port(host: str) -> int:
-    """A port nothing listens on right now (the OS picks it; tiny race until the gateway binds it)."""
+    """A port nothing listens on right now (racy: prefer :func:`reserve_port`)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -79,8 +98,10 @@ class LocalCloud:
             self._started = True
         began = time.monotonic()
         run: ProvisionRun | None = None
+        reservation: socket.socket | None = None
         try:
-            port = self.api_port or free_port(self.host)
+            reservation = reserve_port(self.host, self.api_port)
+            port = int(reservation.getsockname()[1])
             # The provisioning child imports the SDK while moto starts (2 cores).
             run = ProvisionRun(
                 self.project_dir, self.stack_name, api_url=f"http://{self.host}:{port}",
@@ -98,6 +119,9 @@ class LocalCloud:
                 run.cancel()
             self.stop()
             raise
+        finally:
+            if reservation is not None:
+                reservation.close()
         self.startup_seconds = time.monotonic() - began
         return self
 

@@ -112,3 +112,34 @@ def test_serve_prints_urls_answers_and_shuts_down_on_sigterm(tmp_path: Path) -> 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_port_in_use_fails_before_provisioning(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cloud = LocalCloud(REPO, stack="dev", api_port=port, state_dir=tmp_path)
+        with pytest.raises(OSError, match=f"cannot use 127.0.0.1:{port}"):
+            cloud.start()
+    assert not (tmp_path / "stack.json").exists() and not cloud.emulator.running
+
+
+def test_reserved_port_is_not_handed_out_but_the_gateway_can_bind_it() -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from localcloud.cloud import reserve_port
+
+    reservation = reserve_port("127.0.0.1")
+    port = reservation.getsockname()[1]
+    try:
+        others = []
+        for _ in range(200):
+            with socket.socket() as other:
+                other.bind(("127.0.0.1", 0))
+                others.append(other.getsockname()[1])
+        assert port not in others
+        server = ThreadingHTTPServer(("127.0.0.1", port), BaseHTTPRequestHandler)
+        server.server_close()
+    finally:
+        reservation.close()
