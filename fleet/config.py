@@ -95,7 +95,8 @@ def add_fleet_options(parser: argparse.ArgumentParser, *, require_api_url: bool)
     parser.add_argument("--retries", type=int, default=2, help="retries after 429/503/connection errors")
     parser.add_argument("--drain-timeout", type=float, default=60.0,
                         help="seconds to wait for accepted readings to appear in the readings table")
-    parser.add_argument("--keys", dest="keys_file", type=Path, help="existing devices: JSON list of {deviceId,key}")
+    parser.add_argument("--keys", dest="keys_file", type=Path,
+                        help="existing devices: JSON list of {deviceId,key}; the first --devices of them are used")
     parser.add_argument("--save-keys", type=Path, help="write the registered devices' keys to this file (mode 600)")
     parser.add_argument("--report", dest="report_file", type=Path, help="also write the report as JSON here")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
