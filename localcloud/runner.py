@@ -47,6 +47,7 @@ FAKE_ACCOUNT = "123456789012"
 # An unreserved function shares the account's pool (1,000 by default):
 # https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html
 UNRESERVED_CONCURRENCY = 1000
+INIT_PHASE_S = 10.0  # Lambda's limit on the init phase
 INIT_TIMEOUT_S = 30.0  # generous: a cold start on a loaded 2-core machine can take seconds
 
 
@@ -467,7 +468,9 @@ class LambdaRunner:
                                 error_message="Rate Exceeded.", throttled=True)
         started = time.perf_counter()
         try:
-            worker = pool.take_worker(wait_limit)
+            # A cold start's init phase (up to 10 s on AWS) does not count against the timeout:
+            # https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
+            worker = pool.take_worker(wait_limit + INIT_PHASE_S)
             if worker is None:
                 # Unreserved and every local worker stayed busy for the whole timeout: reported
                 # as a throttle (the closest AWS outcome), not as a function error.
