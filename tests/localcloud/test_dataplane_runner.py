@@ -167,3 +167,17 @@ def test_unreserved_excess_queues_for_a_bounded_number_of_workers(tmp_path: Path
         assert sink.total("Throttles", "fq") == 0 and sink.total("Throttles", "fr") == 0
     finally:
         r.stop()
+
+
+def test_slow_init_does_not_count_against_a_short_timeout(tmp_path: Path) -> None:
+    code = tmp_path / "slow"
+    code.mkdir()
+    (code / "app.py").write_text("import time\ntime.sleep(0.8)\ndef handler(event, context):\n    return 'ok'\n")
+    r = LambdaRunner({"slow": FunctionSpec("slow", "arn", "app.handler", code, {}, 0.3, 128, None)},
+                     "http://127.0.0.1:1", "us-east-1", log_dir=tmp_path / "logs", prewarm=False)
+    r.start()
+    try:
+        result = r.invoke("slow", {})
+        assert result.ok and result.payload == "ok"
+    finally:
+        r.stop()
