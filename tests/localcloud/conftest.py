@@ -18,8 +18,9 @@ def emulator() -> Iterator[Emulator]:
         emu.stop()
 
 
-@pytest.fixture(autouse=False)
+@pytest.fixture()
 def clean_faults(emulator: Emulator) -> Iterator[Emulator]:
+    """The session emulator with no fault rules before and after the test (rules outlive a failed test)."""
     emulator.clear_faults()
     yield emulator
     emulator.clear_faults()
