@@ -38,7 +38,7 @@ from fleet.report import FleetReport
 from fleet.runner import run
 from fleet.targets import client, resolve
 
-from . import ceiling
+from . import ceiling, processor_log
 from .startup import Served, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,6 +98,9 @@ def markdown(r: dict[str, Any]) -> str:
         (f"saturated (x {r['settings']['heavy_readings']} readings/request): readings stored / s",
          f"{_fmt(h['readingsPerSecond'], '', 0)} of {h['offeredReadingsPerSecond']:.0f} offered", ""),
         ("saturated: latency p50 / p95 / p99", lat(h), ""),
+        ("saturated: processor busy share of the window / readings per busy second",
+         f"{_fmt(h.get('processor', {}).get('busyShareOfWindow'))} / "
+         f"{_fmt(h.get('processor', {}).get('readingsPerBusySecond'), '', 0)}", ""),
         ("emulator ceiling: PutRecords + BatchWriteItem, readings / s", _fmt(c["readingsPerSecond"], "", 0), ""),
         ("  PutRecords alone / BatchWriteItem alone, readings / s",
          f"{_fmt(c['putRecordsReadingsPerSecond'], '', 0)} / {_fmt(c['batchWriteReadingsPerSecond'], '', 0)}", ""),
@@ -151,7 +154,12 @@ def main(argv: list[str] | None = None) -> int:
             print("default fleet:", flush=True)
             result["default"] = fleet_phase(args, served, args.readings_per_request, args.duration)
             print("saturated:", flush=True)
+            log = processor_log.processor_log(served.state_dir)
+            offset = log.stat().st_size if log else 0
             result["saturated"] = fleet_phase(args, served, args.heavy_readings, args.heavy_duration)
+            if log is not None:
+                result["saturated"]["processor"] = processor_log.activity(log, offset).to_json(
+                    result["saturated"]["firstPostToLastStoredSeconds"])
             targets = resolve(FleetConfig(api_url=served.outputs["apiUrl"], stack_file=served.stack_file))
             kinesis, dynamodb = client("kinesis", targets), client("dynamodb", targets)
             shards = kinesis.describe_stream_summary(
