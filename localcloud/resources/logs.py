@@ -20,7 +20,10 @@ def create_log_group(ctx: Context, req: Request) -> tuple[str, dict[str, Any]]:
     retention = as_int(i.get("retentionInDays"), 0)
     if retention:
         logs.put_retention_policy(logGroupName=name, retentionInDays=retention)
-    # pulumi-aws reports the group ARN without the ":*" suffix that DescribeLogGroups adds.
+    # pulumi-aws reports the group ARN without the ":*" suffix that DescribeLogGroups adds
+    # ("Any :* suffix added by the API ... is removed"): LogGroup.arn in the Pulumi AWS
+    # registry docs; AWS's LogGroup.logGroupArn is the same suffix-free form:
+    # https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_LogGroup.html
     arn = ctx.arn("logs", f"log-group:{name}")
     return name, {**i, "name": name, "arn": arn, "retentionInDays": retention, "tagsAll": tags}
 
