@@ -10,6 +10,7 @@ poller serves them (see provisioner.assemble -> MappingSpec).
 from __future__ import annotations
 
 import io
+import shutil
 import uuid
 import zipfile
 from pathlib import Path
@@ -32,6 +33,7 @@ def code_directory(ctx: Context, req: Request) -> Path:
             return path
         if path.is_file() and zipfile.is_zipfile(path):
             target = ctx.state_dir / "code" / req.name
+            shutil.rmtree(target, ignore_errors=True)  # no files left over from an earlier archive
             with zipfile.ZipFile(path) as archive:
                 archive.extractall(target)
             return target

@@ -309,3 +309,22 @@ def test_in_process_run_survives_a_closed_event_loop(emulator: Emulator, tmp_pat
     thread.start()
     thread.join()
     assert box == {"outputs": {"ok": True}}
+
+
+def test_zip_code_archive_is_unpacked_for_the_runner(emulator: Emulator, tmp_path: Path, suffix: str) -> None:
+    import zipfile
+
+    project = make_project(tmp_path / "zipped", f"""
+        role = aws.iam.Role("r", assume_role_policy=json.dumps({{"Version": "2012-10-17", "Statement": []}}))
+        aws.lambda_.Function("fn", name="zipped-{suffix}", role=role.arn, runtime="python3.12",
+                             handler="app.handler", code=pulumi.FileArchive("./bundle.zip"))
+        """)
+    with zipfile.ZipFile(project / "bundle.zip", "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return 'zipped'\n")
+    stale = project / ".localcloud" / "code" / "fn" / "stale.py"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("left over\n")
+    result = provision(project, "dev", endpoint_url=emulator.endpoint_url, api_url=API_URL)
+    code_dir = result.functions[f"zipped-{suffix}"].code_dir
+    assert sorted(p.name for p in code_dir.iterdir()) == ["app.py"]
+    assert "zipped" in (code_dir / "app.py").read_text()
