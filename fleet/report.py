@@ -3,7 +3,7 @@
 The exit code is the contract with `make demo` and CI:
 
 - 0: every accepted reading is stored exactly once and no rejected reading is stored;
-- 1: integrity failure (missing, duplicated or rejected-but-stored readings);
+- 1: integrity failure (missing, duplicated, altered or rejected-but-stored readings);
 - 3: nothing was accepted although good requests were sent (the pipeline is down),
   or the read-back could not be made although it was asked for.
 Expected rejections from misbehaving devices never fail a run; unexpected
@@ -60,7 +60,7 @@ class FleetReport:
 
     def exit_code(self) -> int:
         v = self.verification
-        if v.checked and (v.missing or v.duplicates or v.unexpected or self.ledger.accepted_twice):
+        if v.checked and (v.missing or v.duplicates or v.unexpected or v.corrupted or self.ledger.accepted_twice):
             return EXIT_INTEGRITY
         good_sent = self.ledger.requests - sum(self.ledger.expected_rejections.values())
         if good_sent > 0 and self.ledger.accepted_requests == 0:
@@ -148,6 +148,8 @@ class FleetReport:
                 rows.append(("stored throughput", f"{v.stored / self.first_post_to_last_stored_s:.0f} readings/s"))
         else:
             rows.append(("storage check", f"not made ({v.error or 'no readings table'})"))
+        if led.count_mismatches:
+            rows.append(("UNEXPECTED: 202 'accepted' != readings sent", str(led.count_mismatches)))
         if self.alarm_changes is None:
             rows.append(("alarms", f"not checked ({self.alarm_error or 'not reachable'})"))
         elif not self.alarm_changes:
@@ -161,7 +163,7 @@ class FleetReport:
         lines += [f"missing e.g. {m}" for m in v.missing_examples]
         code = self.exit_code()
         verdict = {EXIT_OK: "OK: nothing accepted was lost or duplicated",
-                   EXIT_INTEGRITY: "FAIL: accepted readings lost or duplicated, or rejected ones stored",
+                   EXIT_INTEGRITY: "FAIL: accepted readings lost, duplicated or altered, or rejected ones stored",
                    EXIT_NO_SERVICE: "FAIL: the pipeline accepted nothing or could not be checked"}[code]
         lines.append(f"result: {verdict} (exit {code})")
         return "\n".join(lines)

@@ -67,7 +67,7 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        return self.checked and self.missing == 0 and self.duplicates == 0 and self.unexpected == 0
+        return self.checked and not (self.missing or self.duplicates or self.unexpected or self.corrupted)
 
 
 def _number(value: Any) -> float:

@@ -105,6 +105,7 @@ def report(led: Ledger, v: Verification, **kw: object) -> FleetReport:
     ({"a": stored((1, 0), (1, 1))}, EXIT_OK),
     ({"a": stored((1, 0))}, EXIT_INTEGRITY),  # missing
     ({"a": stored((1, 0), (1, 1), (1, 1))}, EXIT_INTEGRITY),  # duplicate
+    ({"a": stored((1, 0), (1, 1), t=99.0)}, EXIT_INTEGRITY),  # values altered on the way
 ])
 def test_exit_code_follows_integrity(items: dict[str, list[StoredReading]], code: int) -> None:
     led = ledger_with({"a": [(1, 0), (1, 1)]})
