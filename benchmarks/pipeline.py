@@ -90,7 +90,7 @@ def markdown(r: dict[str, Any]) -> str:
     rows = [
         ("start-up: `python -m localcloud serve` -> GET /health 200", _fmt(s["serveSeconds"], " s"), f"< {STARTUP_TARGET_S:.0f} s"),
         ("start-up: `LocalCloud.start()` in-process -> GET /health 200", _fmt(s["inProcessSeconds"], " s"), f"< {STARTUP_TARGET_S:.0f} s"),
-        ("shutdown: SIGINT -> `serve` exited", _fmt(s["serveStopSeconds"], " s"), ""),
+        ("shutdown: SIGTERM -> `serve` exited", _fmt(s["serveStopSeconds"], " s"), ""),
         (f"default fleet ({r['settings']['devices']} dev, {r['settings']['rate']:.0f} req/s x {r['settings']['readings_per_request']}): "
          "readings stored / s", f"{_fmt(d['readingsPerSecond'], '', 0)} of {d['offeredReadingsPerSecond']:.0f} offered", "keeps up"),
         ("default fleet: drain after last POST", _fmt(d["drainSeconds"], " s", 1), ""),

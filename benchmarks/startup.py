@@ -4,7 +4,7 @@ Two ways, both counted to the first 200 from /health (the moment a device could
 start sending): `python -m localcloud serve` as a child process - what a user
 types, interpreter and imports included - and `LocalCloud.start()` in-process.
 The child process is found through the `.localcloud/stack.json` it writes
-(its `apiUrl`), and is stopped with SIGINT like a Ctrl-C.
+(its `apiUrl`), and is stopped with SIGTERM (which `serve` handles like Ctrl-C).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class ServeFailed(RuntimeError):
 
 
 class Served:
-    """A `python -m localcloud serve` child: started, timed to its first healthy answer, stopped by SIGINT.
+    """A `python -m localcloud serve` child: started, timed to its first healthy answer, stopped by SIGTERM.
 
     Running the local cloud in its own process also keeps the load generator off
     the gateway's GIL, so the throughput measured is the local cloud's, not the
@@ -98,11 +98,12 @@ class Served:
 
 
 def _stop(proc: "subprocess.Popen[Any]") -> float | None:
-    """SIGINT (Ctrl-C) and time the orderly shutdown; kill after 20 s."""
+    """SIGTERM (handled like Ctrl-C by `serve`; SIGINT is ignored in background jobs) and time the
+    orderly shutdown; kill after 20 s."""
     if proc.poll() is not None:
         return None
     began = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
