@@ -28,7 +28,11 @@ def demo(args: argparse.Namespace) -> int:
     began = time.monotonic()
     try:
         print(f"starting the local cloud (stack {args.stack}) ...", flush=True)
-        cloud.start()
+        try:
+            cloud.start()
+        except Exception as exc:  # unknown stack, program error, emulator or port trouble: say it plainly
+            print(f"fleet demo: the local cloud did not start: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return EXIT_NO_SERVICE
         print(f"local cloud up in {time.monotonic() - began:.1f} s: {cloud.api_url}", flush=True)
         outputs = cloud.stack.outputs
         stack_file: Path = cloud.stack_file
