@@ -22,9 +22,8 @@ dynamodb = boto3.client("dynamodb", config=Config(connect_timeout=2, read_timeou
 
 
 @metrics.log_metrics
+@logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # Not inject_lambda_context: it requires every LambdaContext attribute, which emulators may omit.
-    logger.append_keys(requestId=getattr(context, "aws_request_id", None))
     result = authorize(event, dynamodb, CONFIG.devices_table, logger)
     count(metrics, AUTH_DENIED, 0 if result.allowed else 1)
     return result.response()

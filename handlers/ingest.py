@@ -35,9 +35,8 @@ kinesis = boto3.client(
 
 
 @metrics.log_metrics
+@logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # Not inject_lambda_context: it requires every LambdaContext attribute, which emulators may omit.
-    logger.append_keys(requestId=getattr(context, "aws_request_id", None))
     result = handle(
         event,
         kinesis=kinesis,

@@ -30,9 +30,8 @@ def _policy(context: Any) -> RetryPolicy:
 
 
 @metrics.log_metrics
+@logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # Not inject_lambda_context: it requires every LambdaContext attribute, which emulators may omit.
-    logger.append_keys(requestId=getattr(context, "aws_request_id", None))
     policy = _policy(context)
     outcome = process_batch(event, dynamodb=dynamodb, config=CONFIG, new_backoff=lambda: Backoff(policy), log=logger)
     count(metrics, READINGS_STORED, outcome.stored)

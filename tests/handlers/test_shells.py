@@ -17,8 +17,13 @@ ARCHIVE_ROOT = Path(__file__).resolve().parents[2] / "handlers"
 
 
 class Context:
+    """The attributes of the Lambda context object that handlers and Powertools read
+    (https://docs.aws.amazon.com/lambda/latest/dg/python-context.html)."""
+
     aws_request_id = "lambda-req-1"
     function_name = "fn"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fn"
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000
