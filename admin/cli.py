@@ -6,6 +6,7 @@ exactly once (they cannot be recovered: only their hash is stored).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -67,6 +68,13 @@ def resolve_target(args: argparse.Namespace) -> tuple[str, str | None]:
     return args.table, args.endpoint_url
 
 
+def _iso_ms(epoch_ms: Any) -> str:
+    """lastSeenAt is stored as epoch milliseconds (sortable, comparable); people read ISO-8601."""
+    if epoch_ms is None:
+        return "never"
+    return datetime.datetime.fromtimestamp(int(epoch_ms) / 1000, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def make_client(endpoint_url: str | None, region: str | None) -> Any:
     """A DynamoDB client; against an explicit endpoint (an emulator) with no credentials
     configured, placeholder ones, because emulators accept any and boto3 refuses to sign without."""
@@ -114,7 +122,7 @@ def _dispatch(args: argparse.Namespace, registry: DeviceRegistry, out: TextIO) -
         else:
             for device in devices:
                 print(f"{device['deviceId']}\t{device.get('status', '?')}\tcreated {device.get('createdAt', '-')}"
-                      f"\tlast seen {device.get('lastSeenAt', '-')}", file=out)
+                      f"\tlast seen {_iso_ms(device.get('lastSeenAt'))}", file=out)
     return 0
 
 

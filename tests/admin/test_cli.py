@@ -53,7 +53,10 @@ def test_rotate_revoke_list(ddb: Any) -> None:
     assert code == 0 and devices[0]["deviceId"] == "dev-1" and devices[0]["status"] == "revoked"
     assert "keyHash" not in out and new_key not in out
     code, out, _ = cli(ddb, "--table", TABLE, "list")
-    assert "dev-1\trevoked" in out
+    assert "dev-1\trevoked" in out and "last seen never" in out
+    ddb.update_item(TableName=TABLE, Key={"deviceId": {"S": "dev-1"}},
+                    UpdateExpression="SET lastSeenAt = :t", ExpressionAttributeValues={":t": {"N": "1700000000123"}})
+    assert "last seen 2023-11-14T22:13:20.123Z" in cli(ddb, "--table", TABLE, "list")[1]
 
 
 @pytest.mark.parametrize(
