@@ -34,8 +34,11 @@ def _read_all(kinesis: Any, stream: str) -> list[bytes]:
 
 
 def test_concurrent_put_records_lose_nothing(emulator: Emulator) -> None:
-    # Verified by hand (3 runs): against Emulator(apply_fixes=False), i.e. unpatched
-    # moto 5.2.5, this test fails every time, losing 229, 278 and 264 of the 20,000 records.
+    # Real load against the subprocess emulator.  Against Emulator(apply_fixes=False), i.e.
+    # unpatched moto 5.2.5, this lost 229, 278 and 264 of the 20,000 records (3 runs by hand);
+    # with only the Kinesis lock removed (the bisect fix makes the race window tiny) it lost
+    # a record in about half the runs, so this test alone cannot prove the lock is there:
+    # test_concurrent_put_records_race_is_closed_by_the_lock below does so every time.
     # One shard maximises contention on moto's unlocked "max sequence number + 1".
     kinesis = emulator.client("kinesis")
     stream = f"concurrency-{uuid.uuid4().hex[:8]}"
@@ -69,6 +72,64 @@ def test_concurrent_put_records_lose_nothing(emulator: Emulator) -> None:
     duplicates = [data for data, n in Counter(stored).items() if n > 1]
     assert duplicates == []
     assert set(stored) == expected, f"lost {len(expected - set(stored))} of {len(expected)} records"
+
+
+@pytest.mark.parametrize("apply_fixes", [True, False], ids=["patched", "unpatched"])
+def test_concurrent_put_records_race_is_closed_by_the_lock(apply_fixes: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Moto's Shard.put_record reads "max sequence number" and then inserts max + 1 without a lock.
+
+    A 1 ms pause is slipped in right after that read, so the interleaving that loses records
+    under load happens every time; with the emulator's Kinesis lock no record is lost.  The
+    unpatched case (lock removed) proves the test can fail.  Thread mode, because the pause
+    is a monkeypatch of this process's moto.
+    """
+    from moto.kinesis import models as kinesis_models
+
+    from localcloud import emulator_patches
+
+    if apply_fixes:
+        emulator_patches.apply()  # before wrapping: apply() replaces get_max_sequence_number
+    elif emulator_patches.applied():
+        # Undo our Kinesis lock for this test only: call the unwrapped methods.
+        for name, member in list(vars(kinesis_models.KinesisBackend).items()):
+            if getattr(member, "__localcloud_locked__", False):
+                monkeypatch.setattr(kinesis_models.KinesisBackend, name, member.__wrapped__)
+    current_max = kinesis_models.Shard.get_max_sequence_number
+
+    def slow_max(self: Any) -> int:
+        value = current_max(self)
+        time.sleep(0.001)  # the window in which another request thread reads the same max
+        return value
+
+    monkeypatch.setattr(kinesis_models.Shard, "get_max_sequence_number", slow_max)
+    threads_n, calls, per_call = 4, 5, 20
+    with Emulator(mode="thread", apply_fixes=apply_fixes) as emu:
+        kinesis = emu.client("kinesis")
+        stream = f"race-{uuid.uuid4().hex[:8]}"  # moto's state is per process, shared by thread-mode emulators
+        kinesis.create_stream(StreamName=stream, ShardCount=1)
+        errors: list[BaseException] = []
+
+        def writer(worker: int) -> None:
+            client = emu.client("kinesis")
+            try:
+                for call in range(calls):
+                    client.put_records(StreamName=stream, Records=[
+                        {"Data": f"{worker}-{call}-{i}".encode(), "PartitionKey": "k"} for i in range(per_call)])
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(threads_n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        stored = set(_read_all(kinesis, stream))
+    expected = threads_n * calls * per_call
+    if apply_fixes:
+        assert len(stored) == expected, f"lost {expected - len(stored)} of {expected} records"
+    else:
+        assert len(stored) < expected, "unpatched moto lost no record: the test could not detect the race"
 
 
 def test_get_records_pages_in_order_with_limit(emulator: Emulator) -> None:
