@@ -27,8 +27,12 @@ def handler(event, context):
     for r in event["Records"]:
         body = base64.b64decode(r["kinesis"]["data"]).decode()
         if body.startswith("slow"):
+            # held until the test releases it (capped below the 5 s function timeout)
             import time
-            time.sleep(1.5)
+            release = os.environ["SEEN"] + ".release"
+            deadline = time.monotonic() + 4.5
+            while not os.path.exists(release) and time.monotonic() < deadline:
+                time.sleep(0.01)
         if body.startswith("poison"):
             raise ValueError("poison pill " + body)
         if body.startswith("partial"):
@@ -235,7 +239,10 @@ def test_parallelization_factor_keeps_per_key_order_and_isolates_a_slow_key(
         put(ctx, [f"fast-{i}"], key=fast_key)
         put(ctx, [f"after-slow-{i}"], key=slow_key)
     ctx["poller"].start()
-    wait_for(lambda: [r["body"] for r in seen(ctx) if r["pk"] == fast_key] == [f"fast-{i}" for i in range(6)],
-             timeout=1.2)  # the other lane is still asleep in "slow-0"
+    wait_for(lambda: [r["body"] for r in seen(ctx) if r["pk"] == fast_key] == [f"fast-{i}" for i in range(6)])
+    # ... while the other lane is still held in its first batch ("slow-0", "after-slow-0"; the
+    # handler logs a batch before processing it), released only now: no timed window
+    assert [r["body"] for r in seen(ctx) if r["pk"] == slow_key] == ["slow-0", "after-slow-0"]
+    Path(str(ctx["seen"]) + ".release").touch()
     wait_for(lambda: len(seen(ctx)) == 13)
     assert [r["body"] for r in seen(ctx) if r["pk"] == slow_key] == ["slow-0"] + [f"after-slow-{i}" for i in range(6)]
