@@ -114,13 +114,13 @@ def test_bad_credentials_and_spoofed_device_write_nothing(cloud: LocalCloud, reg
         (403, {"message": "Forbidden"})
     assert post(cloud, "/v1/telemetry", body, {"x-device-id": revoked, "x-device-key": revoked_key}) == \
         (403, {"message": "Forbidden"})
-    assert post(cloud, "/v1/telemetry", body, {"x-device-id": "nobody-" + uuid.uuid4().hex[:6],
-                                                "x-device-key": good_key})[0] == 403
+    nobody = "nobody-" + uuid.uuid4().hex[:6]
+    assert post(cloud, "/v1/telemetry", body, {"x-device-id": nobody, "x-device-key": good_key})[0] == 403
     status, answer = post(cloud, "/v1/telemetry", {**body, "deviceId": revoked},
                           {"x-device-id": good, "x-device-key": good_key})
     assert status == 403 and answer["error"] == "device_mismatch"
     marker(cloud, registry)
-    assert readings(cloud, good) == [] and readings(cloud, revoked) == []
+    assert readings(cloud, good) == [] and readings(cloud, revoked) == [] and readings(cloud, nobody) == []
 
 
 def test_poison_pill_goes_to_dlq_without_blocking(cloud: LocalCloud, registry: DeviceRegistry) -> None:
