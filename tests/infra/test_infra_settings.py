@@ -131,7 +131,19 @@ def test_all_problems_are_reported_together() -> None:
     ("processorParallelization", "10"), ("ingestTimeoutSeconds", "30"), ("logRetentionDays", "3653"),
 ])
 def test_boundary_values_are_accepted(key: str, value: str) -> None:
-    parse_settings({key: value}, REGION)
+    where = {
+        "processorMaxRetries": "processor.max_retry_attempts",
+        "processorMaxRecordAgeSeconds": "processor.max_record_age_s",
+        "authorizerCacheTtlSeconds": "api.authorizer_cache_ttl_s",
+        "processorBatchingWindowSeconds": "processor.batching_window_s",
+        "processorParallelization": "processor.parallelization_factor",
+        "ingestTimeoutSeconds": "functions.ingest.timeout_s",
+        "logRetentionDays": "log_retention_days",
+    }[key]
+    parsed: object = parse_settings({key: value}, REGION)
+    for attr in where.split("."):
+        parsed = getattr(parsed, attr)
+    assert parsed == int(value)  # accepted *and* kept as given (not clamped or replaced by a default)
 
 
 def test_overrides_are_parsed_into_typed_values() -> None:
