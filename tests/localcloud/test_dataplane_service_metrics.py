@@ -64,7 +64,7 @@ def test_kinesis_and_dynamodb_metrics_from_worker_calls(emulator: Any, clean_fau
         assert result.ok and result.payload == 2
         stream, table = {"StreamName": name}, {"TableName": name}
         op = {"TableName": name, "Operation": "BatchWriteItem"}
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30  # generous: metrics arrive through the log pump
         while time.monotonic() < deadline and not sink.total("AWS/DynamoDB", "UserErrors", {}):
             time.sleep(0.02)
         assert sink.total("AWS/Kinesis", "PutRecords.TotalRecords", stream) == 4
