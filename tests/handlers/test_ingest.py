@@ -148,3 +148,14 @@ def test_float_integer_ts_is_normalised(kinesis: Any, vtime: VirtualTime, ingest
     doc = json.loads(stream_records(kinesis)[0]["Data"])
     assert doc["readings"][0]["ts"] == NOW_MS and isinstance(doc["readings"][0]["ts"], int)
     assert doc["readings"][0]["seq"] == 2 and isinstance(doc["readings"][0]["seq"], int)
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_literal_is_named_in_the_message(literal: str, kinesis: Any, vtime: VirtualTime,
+                                                    ingest_config: IngestConfig) -> None:
+    event = telemetry_event('{"readings": [{"ts": %d, "metrics": {"t": %s}}]}' % (NOW_MS, literal), raw=True)
+    result = run(event, kinesis, ingest_config, vtime)
+    payload = body(result)
+    assert (result.response["statusCode"], payload["field"]) == (400, "readings[0].metrics.t")
+    assert literal in payload["message"] and "finite" in payload["message"], payload["message"]
+    assert stream_records(kinesis) == []
