@@ -5,8 +5,6 @@ cached ``__main__``) from leaking between runs; the stacks run in parallel.
 """
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,25 +17,7 @@ PROJECT_DIR = HERE.parents[1]
 if str(PROJECT_DIR) not in sys.path:  # settings/ and components/ are top-level packages
     sys.path.insert(0, str(PROJECT_DIR))
 
-from infra_graph import Graph  # noqa: E402
-
-
-def run_stack(stack: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The recorded graph of ``stack`` (optionally with config overrides) as JSON data."""
-    cmd = [sys.executable, str(HERE / "infra_mockrun.py"), stack]
-    if overrides:
-        cmd.append(json.dumps(overrides))
-    done = subprocess.run(cmd, cwd="/", capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        raise AssertionError(f"mock run of {stack} crashed:\n{done.stderr}")
-    return json.loads(done.stdout)
-
-
-def graph_of(stack: str, overrides: dict[str, Any] | None = None) -> Graph:
-    data = run_stack(stack, overrides)
-    if "error" in data:
-        raise AssertionError(f"program failed for {stack}: {data['error']['traceback']}")
-    return Graph(stack, data)
+from infra_graph import Graph, graph_of, run_stack  # noqa: E402,F401
 
 
 VARIANTS: dict[str, tuple[str, dict[str, Any] | None]] = {

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from infra_mockrun import PROJECT_DIR, stack_config
@@ -49,3 +52,24 @@ class Graph:
 
 def arn(kind: str, resource: str, region: str = "us-east-1", account: str = "123456789012") -> str:
     return f"arn:aws:{kind}:{region}:{account}:{resource}"
+
+
+HERE = Path(__file__).resolve().parent
+
+
+def run_stack(stack: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The recorded graph of ``stack`` (optionally with config overrides) as JSON data."""
+    cmd = [sys.executable, str(HERE / "infra_mockrun.py"), stack]
+    if overrides:
+        cmd.append(json.dumps(overrides))
+    done = subprocess.run(cmd, cwd="/", capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise AssertionError(f"mock run of {stack} crashed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def graph_of(stack: str, overrides: dict[str, Any] | None = None) -> Graph:
+    data = run_stack(stack, overrides)
+    if "error" in data:
+        raise AssertionError(f"program failed for {stack}: {data['error']['traceback']}")
+    return Graph(stack, data)

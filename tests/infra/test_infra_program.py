@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from conftest import run_stack
+from infra_graph import run_stack
 from infra_graph import Graph
 from settings.alarm_catalog import ALARM_IDS
 
