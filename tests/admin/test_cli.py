@@ -6,13 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from admin.cli import run
 from admin_support import TABLE, create_devices_table
@@ -91,21 +89,10 @@ def test_missing_table_argument_and_wrong_table(ddb: Any, tmp_path: Path) -> Non
     assert code == 2 and "devicesTableName" in err
 
 
-@pytest.fixture
-def moto_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-def test_module_entry_point_with_stack_file_against_an_endpoint(moto_server: str, tmp_path: Path) -> None:
-    create_devices_table(boto3.client("dynamodb", endpoint_url=moto_server, region_name="us-east-1"), "devices-local")
+def test_module_entry_point_with_stack_file_against_an_endpoint(moto_endpoint: str, tmp_path: Path) -> None:
+    create_devices_table(boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1"), "devices-local")
     stack = tmp_path / "stack.json"
-    stack.write_text(json.dumps({"devicesTableName": "devices-local", "endpointUrl": moto_server}))
+    stack.write_text(json.dumps({"devicesTableName": "devices-local", "endpointUrl": moto_endpoint}))
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
     done = subprocess.run(
         [sys.executable, "-m", "admin", "--stack-file", str(stack), "add", "--device-id", "edge-1", "--json"],
@@ -113,7 +100,7 @@ def test_module_entry_point_with_stack_file_against_an_endpoint(moto_server: str
     )
     assert done.returncode == 0, done.stderr
     key = json.loads(done.stdout)["key"]
-    item = boto3.client("dynamodb", endpoint_url=moto_server, region_name="us-east-1").get_item(
+    item = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1").get_item(
         TableName="devices-local", Key={"deviceId": {"S": "edge-1"}})["Item"]
     assert item["keyHash"]["S"] == hash_key(key)
     failed = subprocess.run(
@@ -123,11 +110,11 @@ def test_module_entry_point_with_stack_file_against_an_endpoint(moto_server: str
     assert failed.returncode == 2 and "no device 'ghost'" in failed.stderr and failed.stdout == ""
 
 
-def test_stack_file_works_without_configured_credentials(moto_server: str, tmp_path: Path) -> None:
+def test_stack_file_works_without_configured_credentials(moto_endpoint: str, tmp_path: Path) -> None:
     """The README's local-cloud walkthrough runs on a machine with no AWS credentials at all."""
-    create_devices_table(boto3.client("dynamodb", endpoint_url=moto_server, region_name="us-east-1"), "devices-nocreds")
+    create_devices_table(boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1"), "devices-nocreds")
     stack = tmp_path / "stack.json"
-    stack.write_text(json.dumps({"devicesTableName": "devices-nocreds", "endpointUrl": moto_server}))
+    stack.write_text(json.dumps({"devicesTableName": "devices-nocreds", "endpointUrl": moto_endpoint}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(HOME=str(tmp_path), AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
                AWS_EC2_METADATA_DISABLED="true")

@@ -1,4 +1,4 @@
-"""Fixtures for the fleet's tests: an in-thread moto server (loopback) and the fake contract API."""
+"""Fixtures for the fleet's tests: DynamoDB on the shared moto server (tests/conftest.py) and the fake contract API."""
 from __future__ import annotations
 
 import uuid
@@ -6,20 +6,8 @@ from typing import Any, Callable, Iterator
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from fleet_fake_api import FakeApi, Faults
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

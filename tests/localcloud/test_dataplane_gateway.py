@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dataplane_support import RecordingSink as _Sink
 from localcloud import apigw_events as ev
 from localcloud.gateway import Gateway, TokenBucket
 from localcloud.model import ApiSpec, AuthorizerSpec, FunctionSpec, RouteSpec
@@ -60,16 +60,7 @@ FORMAT = '{"requestId":"$context.requestId","status":"$context.status","routeKey
          '"ip":"$context.identity.sourceIp","device":"$context.authorizer.deviceId","err":"$context.error.message"}'
 
 
-class RecordingSink:
-    def __init__(self) -> None:
-        self.points: list[tuple[str, str, dict[str, str], float]] = []
-        self._lock = threading.Lock()
-
-    def put(self, namespace: str, name: str, dimensions: dict[str, str], value: float,
-            unit: str = "None") -> None:
-        with self._lock:
-            self.points.append((namespace, name, dict(dimensions), value))
-
+class RecordingSink(_Sink):
     def total(self, name: str) -> float:
         return sum(v for ns, n, d, v in self.points if n == name and ns == "AWS/ApiGateway"
                    and d == {"ApiId": "api1", "Stage": "$default"})

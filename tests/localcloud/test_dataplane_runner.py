@@ -7,20 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from dataplane_support import RecordingSink as _Sink
 from localcloud.model import FunctionSpec
 from localcloud.runner import LambdaRunner
 
 
-class RecordingSink:
-    def __init__(self) -> None:
-        self.points: list[tuple[str, str, dict[str, str], float]] = []
-        self._lock = threading.Lock()
-
-    def put(self, namespace: str, name: str, dimensions: dict[str, str], value: float,
-            unit: str = "None") -> None:
-        with self._lock:
-            self.points.append((namespace, name, dict(dimensions), value))
-
+class RecordingSink(_Sink):
     def total(self, name: str, function: str) -> float:
         return sum(v for ns, n, d, v in self.points if n == name and d.get("FunctionName") == function)
 
