@@ -90,13 +90,14 @@ def test_cli_registers_devices_through_the_admin_registry_and_writes_json(
     saved = tmp_path / "keys-out.json"
     code = main(["run", "--api-url", api.url, "--stack-file", str(stack), "--devices", "4", "--rate", "40",
                  "--duration", "1", "--misbehaving", "0.25", "--report", str(out), "--save-keys", str(saved),
-                 "--no-progress", "--drain-timeout", "3"])
+                 "--no-progress", "--drain-timeout", "3", "--seed", "3"])  # seeded: which device misbehaves, and how
     printed = capsys.readouterr().out
     data = json.loads(out.read_text())
     assert code == EXIT_OK == data["exitCode"], printed
     assert dynamodb.scan(TableName=devices_table)["Count"] == 4
     assert len(json.loads(saved.read_text())) == 4 and (saved.stat().st_mode & 0o777) == 0o600
     assert data["storage"]["missing"] == 0 and data["storage"]["stored"] == data["readingsAccepted"] > 0
+    assert data["misbehavingDevices"] == 1
     assert data["expectedRejections"] and not data["unexpected"]
     assert "result: OK" in printed
 
