@@ -5,11 +5,14 @@ raises when DynamoDB itself is failing (see telemetry.process for why).
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
-from telemetry.backoff import Backoff, RetryPolicy
+from telemetry.backoff import Backoff, RetryPolicy, budget_within
 from telemetry.config import ProcessorConfig
 from telemetry.observability import READINGS_STORED, RECORDS_FAILED, count, make_logger, make_metrics
 from telemetry.process import process_batch
@@ -17,23 +20,31 @@ from telemetry.process import process_batch
 CONFIG = ProcessorConfig.from_env()
 logger = make_logger("processor")
 metrics = make_metrics("processor")
-dynamodb = boto3.client("dynamodb")
+# Bounded calls: botocore's defaults (60 s read timeout, legacy retries) could spend
+# the whole function timeout on one hung request.
+# https://docs.aws.amazon.com/boto3/latest/guide/retries.html
+dynamodb = boto3.client(
+    "dynamodb",
+    config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3}),
+)
 
 # Leave this much of the function timeout for the conditional updates and the response.
-_RESERVE_MS = 5_000
+_RESERVE_S = 5.0
 _MAX_BUDGET_S = 20.0
 
 
-def _policy(context: Any) -> RetryPolicy:
-    remaining_ms = getattr(context, "get_remaining_time_in_millis", lambda: 30_000)()
-    return RetryPolicy(budget_s=max(0.5, min(_MAX_BUDGET_S, (remaining_ms - _RESERVE_MS) / 1000)))
+def _new_backoff_factory(context: Any) -> Callable[[], Backoff]:
+    """Backoffs that all end at one deadline: retries of later batches (or of items
+    isolated one by one) share what is left of the invocation, never a fresh budget each."""
+    budget = max(0.5, budget_within(_MAX_BUDGET_S, context.get_remaining_time_in_millis(), _RESERVE_S))
+    deadline = time.monotonic() + budget
+    return lambda: Backoff(RetryPolicy(budget_s=max(0.0, deadline - time.monotonic())))
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    policy = _policy(context)
-    outcome = process_batch(event, dynamodb=dynamodb, config=CONFIG, new_backoff=lambda: Backoff(policy), log=logger)
+    outcome = process_batch(event, dynamodb=dynamodb, config=CONFIG, new_backoff=_new_backoff_factory(context), log=logger)
     count(metrics, READINGS_STORED, outcome.stored)
     count(metrics, RECORDS_FAILED, len(outcome.failures))
     return outcome.response()

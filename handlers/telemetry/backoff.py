@@ -50,3 +50,12 @@ class Backoff:
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - self.clock())
+
+
+def budget_within(configured_s: float, remaining_ms: int, reserve_s: float) -> float:
+    """The retry budget, shortened so that ``reserve_s`` of the invocation is left to answer in.
+
+    A budget that outlives the function's timeout ends the invocation mid-retry,
+    and the caller then gets the platform's bare error instead of our 503.
+    """
+    return max(0.0, min(configured_s, remaining_ms / 1000 - reserve_s))

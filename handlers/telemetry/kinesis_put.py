@@ -16,12 +16,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from .backoff import Backoff
 
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 5 * 1024 * 1024
+
+# How long one PutRecords call may take before the client gives up: the ingest
+# client's connect + read timeouts, with botocore's own retries off so that
+# put_records' budget alone decides how often to try. A call that starts just
+# before the budget runs out can last this long, so the function needs the
+# budget + this + time to answer (settings enforce it; the handler caps the
+# budget by the invocation's remaining time too).
+CALL_CONNECT_TIMEOUT_S = 1
+CALL_READ_TIMEOUT_S = 2
+CALL_MAX_S = CALL_CONNECT_TIMEOUT_S + CALL_READ_TIMEOUT_S
 
 # Whole-call errors worth retrying; anything else (missing stream, access denied,
 # validation) is a deployment bug and is raised.
@@ -103,7 +114,10 @@ def put_records(kinesis: Any, stream_name: str, entries: list[Entry], backoff: B
                 last_error = code
                 failed.extend(chunk)
                 continue
-            except BotoCoreError as exc:  # connection reset, read timeout: the outcome is unknown, retry
+            except (BotoConnectionError, HTTPClientError) as exc:
+                # Connect/read timeout or a reset: the outcome is unknown, so retry (a
+                # duplicate record is harmless, readings are keyed). Other BotoCoreErrors
+                # (bad parameters, no credentials) are bugs and are raised.
                 last_error = type(exc).__name__
                 failed.extend(chunk)
                 continue

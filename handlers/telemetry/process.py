@@ -5,10 +5,13 @@ bounded retries, bisect-on-error and an on-failure destination):
 - A record that can never succeed (undecodable, wrong version or shape, or an
   item DynamoDB rejects with ValidationException) is logged with its sequence
   number and returned in batchItemFailures. Lambda checkpoints just before the
-  lowest failed sequence number, so it is retried a bounded number of times and
-  then goes to the DLQ without blocking the shard. Valid records of the same
-  batch are still written (re-writing them on a retry is harmless: writes are
-  keyed by (deviceId, ts, seq)).
+  lowest failed sequence number and retries from there a bounded number of
+  times (settings refuse infinite retries and record age), then sends the
+  batch's metadata (shard, sequence range, not the data) to the on-failure
+  destination and moves on: the shard is held only for those bounded retries.
+  Valid records of the same batch are written on the first attempt (re-writing
+  them on a retry is harmless: writes are keyed by (deviceId, ts, seq)), and
+  the poison record's sequence number and reason are in the log.
   https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html
 - If DynamoDB itself is failing (UnprocessedItems left after the retry budget,
   throttling, access or table errors), the function raises. The invocation then

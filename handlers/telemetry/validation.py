@@ -112,11 +112,37 @@ def parse_json(raw: bytes) -> Any:
     if not text.strip():
         raise RequestError(400, "invalid_json", "request body is empty; send a JSON object", "body")
     try:
-        return json.loads(text, parse_constant=NonFinite)
+        return json.loads(text, parse_constant=NonFinite, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise RequestError(400, "invalid_json", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "body") from None
+    except DuplicateKey as exc:
+        raise RequestError(400, "invalid_json", f"key {exc.key!r} appears more than once in one JSON object", exc.key) from None
     except RecursionError:
         raise RequestError(400, "invalid_json", "JSON is nested too deeply", "body") from None
+    except ValueError:
+        # Python refuses integer literals over 4,300 digits with a plain ValueError
+        # (https://docs.python.org/3/library/stdtypes.html#int-max-str-digits).
+        raise RequestError(400, "invalid_json", "a number in the body has too many digits", "body") from None
+
+
+class DuplicateKey(ValueError):
+    """JSON allows a repeated key and Python keeps the last; we refuse it, so a
+    body cannot say one deviceId to a reader that keeps the first and another to us."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return out
 
 
 def _field_path(parts: list[Any]) -> tuple[str, int | None]:
@@ -159,7 +185,7 @@ def _schema_error(exc: fastjsonschema.JsonSchemaValueException) -> RequestError:
             message = f"{path} is not an allowed property"
     elif exc.rule == "propertyNames" and isinstance(value, dict):
         pattern = re.compile(definition.get("propertyNames", {}).get("pattern", ".*"))
-        bad = [key for key in value if not pattern.search(key)]
+        bad = [key for key in value if not pattern.fullmatch(key)]  # "$" alone would accept a trailing newline
         if bad:
             path = _join(path, bad[0])
             message = f"metric name {bad[0]!r} must match {pattern.pattern}"
@@ -207,6 +233,7 @@ def validate_document(
     oldest = now_ms - max_age_s * 1000
     newest = now_ms + max_future_skew_s * 1000
     out: list[Reading] = []
+    first_index: dict[tuple[int, int], int] = {}
     for i, item in enumerate(doc["readings"]):
         ts = int(item["ts"])  # the schema allows 5.0 as an integer; store it as 5
         if ts < oldest:
@@ -215,5 +242,11 @@ def validate_document(
             raise RequestError(400, "invalid_request", f"readings[{i}].ts is more than {max_future_skew_s} s in the future", f"readings[{i}].ts", i)
         for name, value in item["metrics"].items():
             _check_number(value, f"readings[{i}].metrics.{name}", i)
-        out.append(Reading(ts=ts, seq=int(item.get("seq", 0)), metrics=dict(item["metrics"])))
+        seq = int(item.get("seq", 0))
+        earlier = first_index.setdefault((ts, seq), i)
+        if earlier != i:
+            # Both would be stored under one key and one would silently vanish.
+            raise RequestError(400, "invalid_request", f"readings[{i}] has the same ts and seq as readings[{earlier}]; "
+                               "give readings with the same ts distinct seq values", f"readings[{i}].seq", i)
+        out.append(Reading(ts=ts, seq=seq, metrics=dict(item["metrics"])))
     return out

@@ -107,6 +107,14 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], int, str, str | None, int | None]] =
     "missing content type": (telemetry_event({"readings": [reading()]}, content_type=None), 415, "unsupported_media_type", "content-type", None),
     "non-utf8 charset": (telemetry_event({"readings": [reading()]}, content_type="application/json; charset=latin-1"), 415, "unsupported_media_type", "content-type", None),
     "spoofed deviceId": (telemetry_event({"deviceId": "dev-2", "readings": [reading()]}), 403, "device_mismatch", "deviceId", None),
+    # A repeated key would let the body say one deviceId to a reader that keeps the first and another to us.
+    "duplicate key": (telemetry_event('{"deviceId": "dev-2", "deviceId": "dev-1", "readings": [{"ts": %d, "metrics": {"t": 1}}]}' % NOW_MS, raw=True),
+                      400, "invalid_json", "deviceId", None),
+    "integer literal too long": (telemetry_event('{"readings": [{"ts": %d, "metrics": {"t": %s}}]}' % (NOW_MS, "9" * 5000), raw=True),
+                                 400, "invalid_json", "body", None),
+    "metric name with trailing newline": (telemetry_event({"readings": [{"ts": NOW_MS, "metrics": {"t\n": 1}}]}), 400, "invalid_request", "readings[0].metrics.t\n", 0),
+    "ts and seq repeated": (telemetry_event({"readings": [reading(seq=0), reading(seq=1), reading(seq=0)]}), 400, "invalid_request", "readings[2].seq", 2),
+    "same ts without seq": (telemetry_event({"readings": [reading(), reading()]}), 400, "invalid_request", "readings[1].seq", 1),
 }
 
 

@@ -5,14 +5,14 @@ import json
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError, ReadTimeoutError
 
-from handlers.telemetry.backoff import Backoff, RetryPolicy
+from handlers.telemetry.backoff import Backoff, RetryPolicy, budget_within
 from handlers.telemetry.config import IngestConfig
 from handlers.telemetry.ingest_app import handle
-from handlers.telemetry.kinesis_put import Entry, PutBudgetExhausted, put_records
+from handlers.telemetry.kinesis_put import CALL_MAX_S, Entry, PutBudgetExhausted, put_records
 from handlers_support import NOW_MS, STREAM, VirtualTime, reading, stream_records, telemetry_event
-from kinesis_faults import FlakyKinesis
+from kinesis_faults import FlakyKinesis, throttling_error
 
 
 def entries(n: int) -> list[Entry]:
@@ -102,3 +102,53 @@ def test_ingest_succeeds_after_partial_failures(kinesis: Any, vtime: VirtualTime
     stored = [json.loads(r["Data"]) for r in stream_records(kinesis)]
     assert len(stored) == n_records
     assert sorted(r["seq"] for doc in stored for r in doc["readings"]) == list(range(400))
+
+
+def test_a_timed_out_call_is_retried_and_nothing_is_lost(kinesis: Any, vtime: VirtualTime) -> None:
+    class TimesOutOnce:
+        calls = 0
+
+        def put_records(self, **kwargs: Any) -> dict[str, Any]:
+            self.calls += 1
+            if self.calls == 1:
+                raise ReadTimeoutError(endpoint_url="https://kinesis.us-east-1.amazonaws.com")
+            return kinesis.put_records(**kwargs)
+
+    client = TimesOutOnce()
+    put_records(client, STREAM, entries(3), vtime.backoff())
+    assert client.calls == 2
+    assert written(kinesis) == [0, 1, 2]
+
+
+def test_a_parameter_bug_is_raised_at_once_not_retried_into_a_503(kinesis: Any, vtime: VirtualTime) -> None:
+    with pytest.raises(ParamValidationError):  # botocore refuses an empty partition key before sending
+        put_records(kinesis, STREAM, [Entry(b"{}", "")], vtime.backoff())
+    assert vtime.sleeps == []
+
+
+def test_slow_calls_end_within_the_budget_plus_one_call(vtime: VirtualTime) -> None:
+    """Each call takes as long as the client's timeouts allow: the budget still bounds the retries."""
+
+    class SlowAndThrottled:
+        calls = 0
+
+        def put_records(self, **kwargs: Any) -> dict[str, Any]:
+            self.calls += 1
+            vtime.now += CALL_MAX_S
+            raise throttling_error()
+
+    client = SlowAndThrottled()
+    start = vtime.now
+    with pytest.raises(PutBudgetExhausted):
+        put_records(client, STREAM, entries(1), vtime.backoff(budget_s=5.0))
+    assert client.calls >= 2
+    assert vtime.now - start <= 5.0 + CALL_MAX_S
+
+
+@pytest.mark.parametrize(("configured", "remaining_ms", "reserve", "expected"), [
+    (5.0, 10_000, 4.0, 5.0),  # plenty of time: the configured budget
+    (5.0, 6_000, 4.0, 2.0),   # a short invocation shortens it
+    (5.0, 3_000, 4.0, 0.0),   # nothing left: one call, no retry
+])
+def test_budget_is_capped_by_the_invocation_time_left(configured: float, remaining_ms: int, reserve: float, expected: float) -> None:
+    assert budget_within(configured, remaining_ms, reserve) == pytest.approx(expected)

@@ -77,6 +77,43 @@ def test_ingest_entry_point(kinesis: Any, monkeypatch: pytest.MonkeyPatch, capsy
     assert len(stream_records(kinesis)) == 1
 
 
+def test_ingest_client_leaves_retrying_to_the_budget(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's own retries and long timeouts would let one call outlive the function."""
+    from handlers.telemetry.kinesis_put import CALL_MAX_S
+
+    # A service name of its own: Powertools reuses a logger's handler (and its captured stdout) by name.
+    ingest = load("ingest", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "ingest-client-config", "STREAM_NAME": STREAM})
+    config = ingest.kinesis.meta.config
+    assert config.retries["total_max_attempts"] == 1
+    assert config.connect_timeout + config.read_timeout == CALL_MAX_S
+    assert ingest.CONFIG.put_budget_s + ingest._RESERVE_S <= 10  # the default ingest timeout
+
+
+def test_processor_retries_share_one_deadline(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    processor = load("processor", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "processor-deadline",
+                                                 "READINGS_TABLE": READINGS, "DEVICES_TABLE": DEVICES})
+
+    class Clock:
+        now = 100.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(processor, "time", clock)
+
+    class ShortContext(Context):
+        def get_remaining_time_in_millis(self) -> int:
+            return 8_000  # 3 s of budget once the 5 s reserve is kept back
+
+    new_backoff = processor._new_backoff_factory(ShortContext())
+    assert new_backoff().policy.budget_s == pytest.approx(3.0)
+    clock.now += 2.0
+    assert new_backoff().policy.budget_s == pytest.approx(1.0)  # what is left, not a fresh 3 s
+    clock.now += 5.0
+    assert new_backoff().policy.budget_s == 0.0
+
+
 def test_authorizer_entry_point(dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     register(dynamodb, "dev-1", "secret-key")
     authorizer = load("authorizer", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "authorizer", "DEVICES_TABLE": DEVICES})
