@@ -43,6 +43,11 @@ LAMBDA_MAX_TIMEOUT_S = 900
 # Synchronous invocation payload limit (6 MB): the ingest body can never exceed it.
 LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# handlers/telemetry/telemetry.schema.json: readings.maxItems.
+SCHEMA_MAX_READINGS = 1000
+# What ingest keeps back from its PutRecords budget: one last call (1 s connect +
+# 2 s read timeout, handlers/telemetry/kinesis_put.py) and 1 s to answer.
+PUT_RESERVE_S = 4
 
 _INT = re.compile(r"^[+-]?\d+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -206,19 +211,23 @@ def _processor(r: _Reader) -> ProcessorMappingSettings:
         batching_window_s=r.integer("processorBatchingWindowSeconds", 0, 300),
         parallelization_factor=r.integer("processorParallelization", 1, 10),
         starting_position=r.choice("processorStartingPosition", ("TRIM_HORIZON", "LATEST")),  # type: ignore[arg-type]
-        max_retry_attempts=r.integer("processorMaxRetries", -1, 10000),
-        max_record_age_s=r.integer("processorMaxRecordAgeSeconds", 60, 604800, also=(-1,)),
+        # Both finite on purpose (AWS allows -1, "until the record expires"): a poison
+        # record must reach the on-failure destination after bounded retries instead
+        # of holding its shard for the whole stream retention.
+        max_retry_attempts=r.integer("processorMaxRetries", 0, 10000),
+        max_record_age_s=r.integer("processorMaxRecordAgeSeconds", 60, 604800),
     )
 
 
 def _ingest(r: _Reader, ingest_timeout_s: int) -> IngestLimits:
     budget = r.integer("putBudgetSeconds", 1, None)
-    if budget >= ingest_timeout_s:
-        r.fail("putBudgetSeconds", f"must be below iot-ingest:ingestTimeoutSeconds ({ingest_timeout_s}), got {budget}: "
-               "the function needs time left to answer after its last PutRecords retry")
+    if budget + PUT_RESERVE_S > ingest_timeout_s:
+        r.fail("putBudgetSeconds", f"must be at most iot-ingest:ingestTimeoutSeconds - {PUT_RESERVE_S} "
+               f"({ingest_timeout_s - PUT_RESERVE_S}), got {budget}: after the budget one more PutRecords call "
+               f"may take up to {PUT_RESERVE_S - 1} s and the function needs time left to answer")
     return IngestLimits(
-        # PutRecords takes at most 500 records per call; each request may span several calls.
-        max_readings_per_request=r.integer("maxReadingsPerRequest", 1, 10000),
+        # The published schema's readings.maxItems is the ceiling; a deployment may only lower it.
+        max_readings_per_request=r.integer("maxReadingsPerRequest", 1, SCHEMA_MAX_READINGS),
         max_body_bytes=r.integer("maxBodyBytes", 1, LAMBDA_SYNC_PAYLOAD_BYTES),
         max_reading_age_s=r.integer("maxReadingAgeSeconds", 1, None),
         max_future_skew_s=r.integer("maxFutureSkewSeconds", 0, None),
@@ -264,7 +273,11 @@ def _override(r: _Reader, alarm_id: str, fields: Any) -> AlarmOverride | None:
         period = None
     evaluation = whole("evaluationPeriods", 1)
     datapoints = whole("datapointsToAlarm", 1)
-    if datapoints is not None and evaluation is not None and datapoints > evaluation:
+    if datapoints is not None and evaluation is None:
+        # Checked here, before any resource exists, rather than silently clamped to the default later.
+        r.fail(key, f"entry {alarm_id!r} field 'datapointsToAlarm' needs 'evaluationPeriods' in the same entry "
+               "(datapointsToAlarm must be <= evaluationPeriods)")
+    elif datapoints is not None and evaluation is not None and datapoints > evaluation:
         r.fail(key, f"entry {alarm_id!r} field 'datapointsToAlarm' ({datapoints}) must be <= evaluationPeriods ({evaluation})")
     missing = fields.get("treatMissingData")
     if missing is not None and missing not in TREAT_MISSING_DATA:

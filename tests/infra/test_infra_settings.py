@@ -46,11 +46,13 @@ def test_defaults_parse_and_build_the_powertools_layer_for_the_region() -> None:
     ("processorBatchingWindowSeconds", "301", ["from 0 to 300"]),
     ("processorParallelization", "0", ["from 1 to 10"]),
     ("processorParallelization", "11", ["from 1 to 10"]),
-    ("processorMaxRetries", "-2", ["from -1 to 10000"]),
-    ("processorMaxRetries", "10001", ["from -1 to 10000"]),
-    ("processorMaxRecordAgeSeconds", "59", ["-1 or from 60 to 604800"]),
-    ("processorMaxRecordAgeSeconds", "604801", ["-1 or from 60 to 604800"]),
-    ("processorMaxRecordAgeSeconds", "0", ["-1 or from 60 to 604800"]),
+    ("processorMaxRetries", "-1", ["from 0 to 10000"]),
+    ("processorMaxRetries", "10001", ["from 0 to 10000"]),
+    ("processorMaxRecordAgeSeconds", "59", ["from 60 to 604800"]),
+    ("processorMaxRecordAgeSeconds", "604801", ["from 60 to 604800"]),
+    ("processorMaxRecordAgeSeconds", "-1", ["from 60 to 604800"]),
+    ("maxReadingsPerRequest", "1001", ["from 1 to 1000"]),
+    ("maxReadingsPerRequest", "0", ["from 1 to 1000"]),
     ("processorStartingPosition", "AT_TIMESTAMP", ["TRIM_HORIZON|LATEST"]),
     ("ingestTimeoutSeconds", "31", ["from 1 to 30"]),
     ("authorizerTimeoutSeconds", "60", ["from 1 to 30"]),
@@ -79,8 +81,17 @@ def test_burst_below_rate_is_rejected() -> None:
 
 
 def test_put_budget_must_leave_time_within_the_ingest_timeout() -> None:
-    (msg,) = problems({"ingestTimeoutSeconds": "5", "putBudgetSeconds": "5"})
-    assert "iot-ingest:putBudgetSeconds" in msg and "ingestTimeoutSeconds (5)" in msg
+    (msg,) = problems({"ingestTimeoutSeconds": "8", "putBudgetSeconds": "5"})
+    assert msg.startswith("iot-ingest:putBudgetSeconds must be at most iot-ingest:ingestTimeoutSeconds - 4 (4), got 5"), msg
+    assert parse_settings({"ingestTimeoutSeconds": "9", "putBudgetSeconds": "5"}, REGION).ingest.put_budget_s == 5
+
+
+def test_readings_limit_ceiling_is_the_published_schema_maximum() -> None:
+    schema = json.loads((PROJECT_DIR / "handlers" / "telemetry" / "telemetry.schema.json").read_text())
+    ceiling = schema["properties"]["readings"]["maxItems"]
+    assert parse_settings({"maxReadingsPerRequest": str(ceiling)}, REGION).ingest.max_readings_per_request == ceiling
+    (msg,) = problems({"maxReadingsPerRequest": str(ceiling + 1)})
+    assert msg.startswith("iot-ingest:maxReadingsPerRequest must be from 1 to "), msg
 
 
 def test_unknown_key_is_reported_with_a_suggestion() -> None:
@@ -100,6 +111,7 @@ def test_unknown_alarm_override_id_lists_allowed_ids() -> None:
     ({"period": 45}, "field 'period' must be 10, 20, 30 or a positive multiple of 60"),
     ({"evaluationPeriods": 0}, "field 'evaluationPeriods' must be an integer >= 1"),
     ({"evaluationPeriods": 2, "datapointsToAlarm": 3}, "'datapointsToAlarm' (3) must be <= evaluationPeriods (2)"),
+    ({"datapointsToAlarm": 5}, "'datapointsToAlarm' needs 'evaluationPeriods' in the same entry"),
     ({"treatMissingData": "zero"}, "breaching, notBreaching, ignore, missing"),
     ({"enabled": "no"}, "field 'enabled' must be true or false"),
 ])
@@ -124,8 +136,8 @@ def test_all_problems_are_reported_together() -> None:
 
 
 @pytest.mark.parametrize(("key", "value"), [
-    ("processorMaxRetries", "-1"), ("processorMaxRetries", "10000"),
-    ("processorMaxRecordAgeSeconds", "-1"), ("processorMaxRecordAgeSeconds", "60"),
+    ("processorMaxRetries", "0"), ("processorMaxRetries", "10000"),
+    ("processorMaxRecordAgeSeconds", "60"),
     ("processorMaxRecordAgeSeconds", "604800"), ("authorizerCacheTtlSeconds", "0"),
     ("authorizerCacheTtlSeconds", "3600"), ("processorBatchingWindowSeconds", "300"),
     ("processorParallelization", "10"), ("ingestTimeoutSeconds", "30"), ("logRetentionDays", "3653"),
