@@ -2,6 +2,10 @@
 
 One table so thresholds are reviewed together and overridden by id from
 config (``iot-ingest:alarmOverrides``). Periods are seconds.
+
+On-demand streams still throttle: a hot partition key (a shard's 1 MB/s or
+1,000 records/s) or traffic above twice the previous peak
+(https://docs.aws.amazon.com/streams/latest/dev/how-do-i-size-a-stream.html).
 """
 from __future__ import annotations
 
@@ -61,10 +65,13 @@ ALARM_DEFAULTS: Final[dict[str, AlarmDefault]] = {
         rationale="A failed batch that cannot even reach the DLQ is lost without trace; alert on the first one."),
     "stream-throttled-records": AlarmDefault(
         1, 60, 5, 3, GE, "notBreaching", statistic="Sum",
-        rationale="Throttled PutRecords entries are retried by ingest, but sustained throttling means the stream needs shards."),
+        rationale="Throttled PutRecords entries are retried by ingest, but sustained throttling means the stream lacks capacity: "
+                  "more shards (PROVISIONED), or on ON_DEMAND a hot partition key (1 MB/s or 1,000 records/s per shard) "
+                  "or traffic above twice the previous peak."),
     "stream-write-throughput-exceeded": AlarmDefault(
         1, 60, 5, 3, GE, "notBreaching", statistic="Sum",
-        rationale="Write throughput exceeded for 3 of 5 minutes: add shards or switch to ON_DEMAND."),
+        rationale="Write throughput exceeded for 3 of 5 minutes: add shards or switch to ON_DEMAND; "
+                  "an ON_DEMAND stream throttles a hot partition key or a burst above twice its previous peak."),
     "stream-iterator-age": AlarmDefault(
         120_000, 60, 5, 3, GT, "notBreaching", statistic="Maximum",
         rationale="Records older than 2 minutes at read time risk expiring before they are stored."),

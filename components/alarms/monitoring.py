@@ -53,7 +53,7 @@ class Monitoring(pulumi.ComponentResource):
                                         args.settings.overrides.get(spec.alarm_id), self.topic.arn)
             for spec in self.specs
         }
-        self.dashboard = dashboard(self, name, args.physical_prefix, self.specs, args.region)
+        self.dashboard = dashboard(self, name, args.physical_prefix, self.specs, args.region, args.settings.overrides)
         self.topic_arn = self.topic.arn
         self.dashboard_name = self.dashboard.dashboard_name
         self.register_outputs({"alarmTopicArn": self.topic_arn, "dashboardName": self.dashboard_name})
