@@ -210,8 +210,20 @@ class Gateway:
     # ---- request processing ----------------------------------------------------------------
     def handle(self, request: ev.HttpRequest) -> ev.HttpResponse:
         started = time.perf_counter()
+        variables = self._variables(request)
+        return self._account(request, variables, self._process(request, variables), started)
+
+    def refuse(self, request: ev.HttpRequest, status: int, message: str) -> ev.HttpResponse:
+        """A request refused before its body is read (chunked, a bad length, over 10 MB):
+        it is logged and counted like any other, so the 4xx alarm sees it as it would on AWS."""
+        started = time.perf_counter()
+        variables = self._variables(request)
+        variables["error.message"] = message
+        return self._account(request, variables, ev.gateway_error(status, message), started)
+
+    def _variables(self, request: ev.HttpRequest) -> dict[str, Any]:
         request.request_id = request.request_id or _request_id()
-        variables: dict[str, Any] = {
+        return {
             "requestId": request.request_id, "extendedRequestId": request.request_id,
             "apiId": self.api.api_id, "stage": self.api.stage, "httpMethod": request.method,
             "path": request.raw_path, "protocol": request.protocol,
@@ -220,7 +232,10 @@ class Gateway:
             "requestTime": ev.request_time(request.time_epoch_ms), "requestTimeEpoch": request.time_epoch_ms // 1000,
             "domainName": request.header_map().get("host"),
         }
-        response = self._process(request, variables)
+
+    def _account(self, request: ev.HttpRequest, variables: dict[str, Any], response: ev.HttpResponse,
+                 started: float) -> ev.HttpResponse:
+        """Access-log line and AWS/ApiGateway metrics for one answered request."""
         latency_ms = (time.perf_counter() - started) * 1000
         response.headers.append(("apigw-requestid", request.request_id))
         variables.update({"status": response.status, "responseLength": len(response.body),
@@ -379,21 +394,28 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             path, _, query = self.path.partition("?")
             length_header = self.headers.get("Content-Length")
+
+            def request_with(body: bytes) -> ev.HttpRequest:
+                return ev.HttpRequest(method=self.command, raw_path=path or "/", raw_query=query,
+                                      headers=list(self.headers.items()), body=body,
+                                      source_ip=self.client_address[0], protocol=self.request_version)
+
+            refusal: tuple[int, str] | None = None
+            length = 0
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                self._send(ev.gateway_error(411, "Length Required"), close=True)
+                refusal = (411, "Length Required")
+            else:
+                try:
+                    length = int(length_header) if length_header else 0
+                except ValueError:
+                    refusal = (400, "Bad Request")
+                else:
+                    if length > MAX_PAYLOAD_BYTES:
+                        refusal = (413, "Request Entity Too Large")
+            if refusal is not None:  # the body is not read, so the connection cannot be reused
+                self._send(gateway.refuse(request_with(b""), *refusal), close=True)
                 return
-            try:
-                length = int(length_header) if length_header else 0
-            except ValueError:
-                self._send(ev.gateway_error(400, "Bad Request"), close=True)
-                return
-            if length > MAX_PAYLOAD_BYTES:
-                self._send(ev.gateway_error(413, "Request Entity Too Large"), close=True)
-                return
-            body = self.rfile.read(length) if length else b""
-            request = ev.HttpRequest(method=self.command, raw_path=path or "/", raw_query=query,
-                                     headers=list(self.headers.items()), body=body,
-                                     source_ip=self.client_address[0], protocol=self.request_version)
+            request = request_with(self.rfile.read(length) if length else b"")
             try:
                 response = gateway.handle(request)
             except Exception:  # noqa: BLE001 - a bug here must still answer like API Gateway does

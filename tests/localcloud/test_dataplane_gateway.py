@@ -260,12 +260,19 @@ def test_iam_policy_authorizer_responses() -> None:
 
 def test_payload_over_10_mb_is_413_without_reading_it(env: dict[str, Any]) -> None:
     import socket
+    errors_before = env["sink"].total("4xx")
     with socket.create_connection(("127.0.0.1", env["gateway"].port), timeout=10) as sock:
         sock.sendall(b"POST /v1/telemetry HTTP/1.1\r\nHost: x\r\nContent-Length: 10485761\r\n\r\n")
         reply = b""
         while chunk := sock.recv(65536):  # the gateway closes the connection after a 413
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 413") and b'{"message":"Request Entity Too Large"}' in reply
+    # Refused before the body is read, it is still logged and counted, so the 4xx alarm sees it.
+    request_id = reply.split(b"apigw-requestid: ", 1)[1].split(b"\r\n", 1)[0].decode()
+    lines = [json.loads(line) for line in (env["tmp"] / "logs" / "access.log").read_text().splitlines()]
+    (line,) = [line for line in lines if line["requestId"] == request_id]
+    assert line["status"] == "413" and "Request Entity Too Large" in line["err"]
+    assert env["sink"].total("4xx") == errors_before + 1
 
 
 def test_payload_format_1_0_is_refused_at_start(tmp_path: Path) -> None:
