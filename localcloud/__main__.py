@@ -1,7 +1,8 @@
 """``python -m localcloud serve``: run the local cloud in the foreground until Ctrl-C or SIGTERM.
 
 Exit codes: 0 after a clean shutdown, 2 when the cloud cannot start (unknown
-stack, a settings error in the program, an unsupported resource, a port in use).
+stack, a settings error in the program, an unsupported resource or API payload
+format, a port in use).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from types import FrameType
 
 from .cloud import LocalCloud
 from .emulator import EmulatorError
+from .gateway import UnsupportedApi
 from .provisioner import REPO_ROOT
 from .resources.base import ProvisionError
 
@@ -50,7 +52,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"localcloud: starting stack {args.stack!r} ...", flush=True)
         try:
             cloud.start()
-        except (ProvisionError, EmulatorError, OSError) as exc:
+        except (ProvisionError, EmulatorError, UnsupportedApi, OSError) as exc:
             if stop.is_set():  # Ctrl-C reached the provisioner child too: not an error
                 print("localcloud: interrupted while starting", file=sys.stderr)
                 return EXIT_OK

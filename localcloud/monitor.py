@@ -114,6 +114,7 @@ class Monitor:
         self._last_trim = time.monotonic()
         self._totals: collections.Counter[MetricKey] = collections.Counter()
         self._eval_lock = threading.Lock()
+        self._not_evaluated: set[str] = set()  # alarms already reported as not evaluable here
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.notifications_sent = 0
@@ -231,7 +232,10 @@ class Monitor:
                 try:
                     change = self._evaluate_one(alarm, now)
                 except alarms.UnsupportedAlarm as exc:
-                    log.info("alarm %s not evaluated locally: %s", alarm.get("AlarmName"), exc)
+                    name = str(alarm.get("AlarmName"))
+                    if name not in self._not_evaluated:  # said once, loudly, not on every tick
+                        self._not_evaluated.add(name)
+                        log.warning("alarm %s is stored but NOT evaluated by the local cloud: %s", name, exc)
                     continue
                 if change is not None:
                     changes.append(change)

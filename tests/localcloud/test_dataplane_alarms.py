@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -166,3 +167,22 @@ def test_time_scale_shrinks_periods(endpoint: str) -> None:
     assert mine(monitor.evaluate_alarms(now=now + 2.0), "-t4") == {"errors-t4": "OK"}  # both aged out
     with pytest.raises(ValueError):
         Monitor(endpoint, "us-east-1", time_scale=0)
+
+
+def test_alarm_it_cannot_evaluate_is_reported_once_as_a_warning(endpoint: str, caplog: pytest.LogCaptureFixture) -> None:
+    cw = client("cloudwatch", endpoint)
+    cw.put_metric_alarm(AlarmName="ratio-t9", ComparisonOperator="GreaterThanThreshold", EvaluationPeriods=1,
+                        Threshold=0.05, Metrics=[
+                            {"Id": "e", "Expression": "errors / requests", "ReturnData": True},
+                            {"Id": "errors", "MetricStat": {"Metric": {"Namespace": "AWS/ApiGateway", "MetricName": "5xx"},
+                                                             "Period": 60, "Stat": "Sum"}, "ReturnData": False},
+                            {"Id": "requests", "MetricStat": {"Metric": {"Namespace": "AWS/ApiGateway", "MetricName": "Count"},
+                                                               "Period": 60, "Stat": "Sum"}, "ReturnData": False},
+                        ])
+    monitor = Monitor(endpoint, "us-east-1")
+    with caplog.at_level(logging.WARNING, logger="localcloud.monitor"):
+        monitor.evaluate_alarms()
+        monitor.evaluate_alarms()
+    warned = [r for r in caplog.records if "ratio-t9" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+    assert "NOT evaluated" in warned[0].getMessage() and "metric math" in warned[0].getMessage()
