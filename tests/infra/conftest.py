@@ -23,11 +23,19 @@ from infra_graph import Graph, graph_of, run_stack  # noqa: E402,F401
 VARIANTS: dict[str, tuple[str, dict[str, Any] | None]] = {
     "dev": ("dev", None),
     "prod": ("prod", None),
-    # customer managed stream key, CORS and an alarm email: the optional branches
+    # customer managed stream key, CORS, an alarm email and alarm overrides of
+    # every field: the optional branches
     "dev-options": ("dev", {
         "streamKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "corsAllowOrigins": ["https://console.example.com"],
         "alarmEmail": "ops@example.com",
+        "alarmOverrides": {
+            "ingest-errors": {"period": 300, "evaluationPeriods": 4, "datapointsToAlarm": 4,
+                              "treatMissingData": "breaching"},
+            "stream-iterator-age": {"evaluationPeriods": 1},  # below the default 3 datapoints
+            "processor-duration": {"threshold": 30000},
+            "api-5xx": {"enabled": False},
+        },
     }),
 }
 
@@ -41,4 +49,10 @@ def graphs() -> dict[str, Graph]:
 
 @pytest.fixture(params=["dev", "prod"])
 def graph(request: pytest.FixtureRequest, graphs: dict[str, Graph]) -> Graph:
+    return graphs[request.param]
+
+
+@pytest.fixture(params=list(VARIANTS))
+def any_graph(request: pytest.FixtureRequest, graphs: dict[str, Graph]) -> Graph:
+    """Every variant, including dev-options (customer key, alarm overrides)."""
     return graphs[request.param]

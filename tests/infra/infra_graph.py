@@ -13,12 +13,12 @@ from settings import Settings, parse_settings
 
 
 class Graph:
-    def __init__(self, stack: str, data: dict[str, Any]) -> None:
+    def __init__(self, stack: str, data: dict[str, Any], overrides: dict[str, Any] | None = None) -> None:
         self.stack = stack
         self.resources: list[dict[str, Any]] = data["resources"]
         self.outputs: dict[str, Any] = data["outputs"]
         self.by_urn = {r["urn"]: r for r in self.resources}
-        self.config = stack_config(stack)
+        self.config = stack_config(stack, overrides)  # what the program ran with, variant overrides included
 
     def settings(self, overrides: dict[str, str] | None = None) -> Settings:
         raw = {k.split(":", 1)[1]: v for k, v in self.config.items() if k.startswith("iot-ingest:")}
@@ -72,4 +72,4 @@ def graph_of(stack: str, overrides: dict[str, Any] | None = None) -> Graph:
     data = run_stack(stack, overrides)
     if "error" in data:
         raise AssertionError(f"program failed for {stack}: {data['error']['traceback']}")
-    return Graph(stack, data)
+    return Graph(stack, data, overrides)

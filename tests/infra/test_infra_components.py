@@ -89,20 +89,49 @@ def test_storage_pitr_and_protection_are_independent() -> None:
         assert t["inputs"]["deletionProtectionEnabled"] is False and t["protect"] is False
 
 
-def test_stream_processor_creates_dlq_before_function_and_mapping() -> None:
+def test_stream_processor_grants_stream_reads_and_dlq_and_declares_dlq_policy_function_mapping_in_order() -> None:
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/t"
     mapping = ProcessorMappingSettings(10, 0, 3, "LATEST", -1, -1)
-    args = StreamProcessorArgs(function=fn_args(role="processor", function_name="unit-processor", statements=()),
-                               stream_arn=STREAM_ARN, stream_kms_key_arn=None, mapping=mapping)
+    args = StreamProcessorArgs(
+        function=fn_args(role="processor", function_name="unit-processor",
+                         statements=(PolicyStatement(("dynamodb:BatchWriteItem",), [table]),)),
+        stream_arn=STREAM_ARN, stream_kms_key_arn=None, mapping=mapping)
     resources = declare(lambda: StreamProcessor("p", args) and None)
     names = [r["name"] for r in resources]
-    esm = only(resources, "aws:lambda/eventSourceMapping:EventSourceMapping")["inputs"]
-    assert (esm["startingPosition"], esm["parallelizationFactor"], esm["batchSize"]) == ("LATEST", 3, 10)
-    assert (esm["maximumRetryAttempts"], esm["maximumRecordAgeInSeconds"]) == (-1, -1)
+    esm = only(resources, "aws:lambda/eventSourceMapping:EventSourceMapping")
+    assert (esm["inputs"]["startingPosition"], esm["inputs"]["parallelizationFactor"], esm["inputs"]["batchSize"]) == (
+        "LATEST", 3, 10)
+    assert (esm["inputs"]["maximumRetryAttempts"], esm["inputs"]["maximumRecordAgeInSeconds"]) == (-1, -1)
+    assert esm["inputs"]["eventSourceArn"] == STREAM_ARN
     queue = only(resources, "aws:sqs/queue:Queue")
     assert queue["inputs"]["sqsManagedSseEnabled"] is True and queue["inputs"]["messageRetentionSeconds"] == 1209600
-    policy = json.loads(only(resources, "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
-    assert policy["Statement"][1]["Resource"] == [f"arn:aws:sqs:us-east-1:123456789012:{queue['id'].rsplit('/', 1)[-1]}"]
-    assert names.index("p-dlq") < names.index("p-policy")
+    dlq_arn = f"arn:aws:sqs:us-east-1:123456789012:{queue['id'].rsplit('/', 1)[-1]}"
+    assert esm["inputs"]["destinationConfig"] == {"onFailure": {"destinationArn": dlq_arn}}
+    policy = only(resources, "aws:iam/rolePolicy:RolePolicy")
+    assert json.loads(policy["inputs"]["policy"])["Statement"] == [
+        {"Effect": "Allow", "Action": ["dynamodb:BatchWriteItem"], "Resource": [table]},  # the caller's first
+        {"Effect": "Allow", "Action": ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
+                                       "kinesis:GetShardIterator", "kinesis:ListShards"], "Resource": [STREAM_ARN]},
+        {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [dlq_arn]},
+        {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": ["arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/unit-processor:*"]},
+        {"Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": ["*"]},
+    ]
+    # the role names the DLQ, the function needs the role, Lambda validates the mapping against the role
+    assert names.index("p-dlq") < names.index("p-policy") < names.index("p-function") < names.index("p-mapping")
+    assert policy["urn"] in esm["dependencies"]
+
+
+def test_stream_processor_with_a_customer_key_may_decrypt_it_and_nothing_else() -> None:
+    key = "arn:aws:kms:us-east-1:123456789012:key/abc"
+    args = StreamProcessorArgs(function=fn_args(role="processor", function_name="unit-processor", statements=()),
+                               stream_arn=STREAM_ARN, stream_kms_key_arn=key,
+                               mapping=ProcessorMappingSettings(10, 0, 1, "LATEST", 3, 3600))
+    policy = json.loads(only(declare(lambda: StreamProcessor("p", args) and None),
+                             "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
+    assert [(st["Action"], st["Resource"]) for st in policy["Statement"]][2] == (["kms:Decrypt"], [key])
+    assert [st["Action"][0] for st in policy["Statement"]] == [
+        "kinesis:DescribeStream", "sqs:SendMessage", "kms:Decrypt", "logs:CreateLogStream", "xray:PutTraceSegments"]
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -162,6 +191,16 @@ def test_dashboard_body_lays_out_one_widget_per_alarm() -> None:
     assert first["properties"]["metrics"] == [["AWS/ApiGateway", "5xx", "ApiId", "x", "Stage", "$default", {"stat": "Sum"}]]
     assert second["properties"]["metrics"][0][-1] == {"stat": "Maximum"}
     assert (first["x"], second["x"]) == (0, 8) and first["properties"]["region"] == "eu-west-1"
+
+
+def test_dashboard_graphs_each_metric_at_its_alarms_overridden_period() -> None:
+    specs = [AlarmSpec("api-5xx", "AWS/ApiGateway", "5xx", {}, "d"),
+             AlarmSpec("dlq-messages-visible", "AWS/SQS", "ApproximateNumberOfMessagesVisible", {}, "d")]
+    dims = [{"ApiId": "x", "Stage": "$default"}, {"QueueName": "q"}]
+    body = json.loads(dashboard_body(specs, dims, "eu-west-1", {"api-5xx": AlarmOverride(period=300)}))
+    assert [w["properties"]["period"] for w in body["widgets"]] == [300, 300]
+    default = json.loads(dashboard_body(specs, dims, "eu-west-1"))
+    assert [w["properties"]["period"] for w in default["widgets"]] == [60, 300]
 
 
 def test_key_policy_takes_account_and_partition_from_an_arn() -> None:

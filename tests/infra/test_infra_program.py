@@ -8,6 +8,7 @@ import pytest
 
 from infra_graph import run_stack
 from infra_graph import Graph
+from components.alarms.defaults import ALARM_DEFAULTS
 from settings.alarm_catalog import ALARM_IDS
 
 FN = "aws:lambda/function:Function"
@@ -62,51 +63,77 @@ def test_every_resource_sits_under_a_component_and_is_named_after_it(graph: Grap
 
 
 def test_settings_error_stops_the_program_before_any_resource() -> None:
-    data = run_stack("dev", {"shardCount": 0, "processorBatchSize": 0})
+    data = run_stack("dev", {"shardCount": 0, "processorBatchSize": 0,
+                             "alarmOverrides": {"api-5xx": {"datapointsToAlarm": 1}}})
     assert data["error"]["type"] == "SettingsError"
     assert "iot-ingest:shardCount" in data["error"]["message"]
     assert "iot-ingest:processorBatchSize" in data["error"]["message"]
+    assert "'datapointsToAlarm' needs 'evaluationPeriods'" in data["error"]["message"]
     assert data["resources"] == []
 
 
 # ---------------------------------------------------------------- IAM
 
-def test_authorizer_policy_is_exactly_getitem_on_devices(graph: Graph) -> None:
-    doc = graph.role_policy("authorizer")
-    assert doc["Statement"] == [
-        {"Effect": "Allow", "Action": ["dynamodb:GetItem"],
-         "Resource": [state_arn(graph, "aws:dynamodb/table:Table", "iot-ingest-storage-devices")]},
-        {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": [state_arn(graph, "aws:cloudwatch/logGroup:LogGroup", "iot-ingest-authorizer-logs") + ":*"]},
-        XRAY,
+LOGS = ["logs:CreateLogStream", "logs:PutLogEvents"]
+STREAM_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"  # dev-options
+
+
+def allow(actions: list[str], *resources: str) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": actions, "Resource": list(resources)}
+
+
+def expected_statements(g: Graph, role: str) -> list[dict[str, Any]]:
+    """The whole policy of ``role``, in order, built from this stack's recorded resources."""
+    key = g.config.get("iot-ingest:streamKmsKeyArn") or None
+    stream = state_arn(g, "aws:kinesis/stream:Stream", "iot-ingest-stream-kinesis")
+    readings = state_arn(g, "aws:dynamodb/table:Table", "iot-ingest-storage-readings")
+    devices = state_arn(g, "aws:dynamodb/table:Table", "iot-ingest-storage-devices")
+    dlq = state_arn(g, "aws:sqs/queue:Queue", "iot-ingest-processor-dlq")
+    own = {
+        "authorizer": [allow(["dynamodb:GetItem"], devices)],
+        "ingest": [allow(["kinesis:PutRecords"], stream),
+                   *([allow(["kms:GenerateDataKey"], key)] if key else [])],
+        "processor": [allow(["dynamodb:BatchWriteItem"], readings), allow(["dynamodb:UpdateItem"], devices),
+                      allow(KINESIS_READ, stream), allow(["sqs:SendMessage"], dlq),
+                      *([allow(["kms:Decrypt"], key)] if key else [])],
+    }[role]
+    logs = state_arn(g, "aws:cloudwatch/logGroup:LogGroup", f"iot-ingest-{role}-logs") + ":*"
+    return [*own, allow(LOGS, logs), XRAY]
+
+
+@pytest.mark.parametrize("role", ["authorizer", "ingest", "processor"])
+def test_each_role_policy_is_exactly_the_expected_statements(any_graph: Graph, role: str) -> None:
+    doc = any_graph.role_policy(role)
+    assert doc["Version"] == "2012-10-17"
+    assert doc["Statement"] == expected_statements(any_graph, role)
+
+
+def test_role_policies_literally(graphs: dict[str, Graph]) -> None:
+    """A few ARNs spelled out, so the expectation above is not only derived from the graph."""
+    dev, opts = graphs["dev"], graphs["dev-options"]
+    assert opts.config["iot-ingest:streamKmsKeyArn"] == STREAM_KEY
+    assert dev.role_policy("authorizer")["Statement"][:2] == [
+        allow(["dynamodb:GetItem"], "arn:aws:dynamodb:us-east-1:123456789012:table/"
+              + dev.outputs["devicesTableName"]),
+        allow(LOGS, "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/iot-ingest-dev-authorizer:*"),
     ]
+    for g in (dev, graphs["prod"]):
+        assert [st["Action"] for st in g.role_policy("ingest")["Statement"]] == [
+            ["kinesis:PutRecords"], LOGS, XRAY["Action"]]
+        assert [st["Action"] for st in g.role_policy("processor")["Statement"]] == [
+            ["dynamodb:BatchWriteItem"], ["dynamodb:UpdateItem"], KINESIS_READ, ["sqs:SendMessage"],
+            LOGS, XRAY["Action"]]
+        assert g.role_policy("processor")["Statement"][2]["Resource"] == [g.outputs["streamArn"]]
+    assert [st["Action"] for st in opts.role_policy("ingest")["Statement"]] == [
+        ["kinesis:PutRecords"], ["kms:GenerateDataKey"], LOGS, XRAY["Action"]]
+    assert opts.role_policy("ingest")["Statement"][1]["Resource"] == [STREAM_KEY]
+    assert opts.role_policy("processor")["Statement"][4] == allow(["kms:Decrypt"], STREAM_KEY)
+    assert opts.role_policy("processor")["Statement"][5]["Resource"] == [
+        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/iot-ingest-dev-processor:*"]
 
 
-def test_ingest_policy_is_exactly_putrecords_on_the_stream(graph: Graph) -> None:
-    doc = graph.role_policy("ingest")
-    assert doc["Statement"][0] == {"Effect": "Allow", "Action": ["kinesis:PutRecords"],
-                                   "Resource": [graph.outputs["streamArn"]]}
-    assert doc["Statement"][1]["Resource"] == [
-        state_arn(graph, "aws:cloudwatch/logGroup:LogGroup", "iot-ingest-ingest-logs") + ":*"]
-    assert doc["Statement"][2] == XRAY and len(doc["Statement"]) == 3
-
-
-def test_processor_policy_covers_tables_stream_reads_and_dlq_only(graph: Graph) -> None:
-    doc = graph.role_policy("processor")
-    assert doc["Statement"][:4] == [
-        {"Effect": "Allow", "Action": ["dynamodb:BatchWriteItem"],
-         "Resource": [state_arn(graph, "aws:dynamodb/table:Table", "iot-ingest-storage-readings")]},
-        {"Effect": "Allow", "Action": ["dynamodb:UpdateItem"],
-         "Resource": [state_arn(graph, "aws:dynamodb/table:Table", "iot-ingest-storage-devices")]},
-        {"Effect": "Allow", "Action": KINESIS_READ, "Resource": [graph.outputs["streamArn"]]},
-        {"Effect": "Allow", "Action": ["sqs:SendMessage"],
-         "Resource": [state_arn(graph, "aws:sqs/queue:Queue", "iot-ingest-processor-dlq")]},
-    ]
-    assert doc["Statement"][5] == XRAY and len(doc["Statement"]) == 6
-
-
-def test_no_wildcard_actions_and_star_resource_only_for_xray(graph: Graph) -> None:
-    policies = graph.of_type("aws:iam/rolePolicy:RolePolicy")
+def test_no_wildcard_actions_and_star_resource_only_for_xray(any_graph: Graph) -> None:
+    policies = any_graph.of_type("aws:iam/rolePolicy:RolePolicy")
     assert len(policies) == 3
     for p in policies:
         for st in json.loads(p["inputs"]["policy"])["Statement"]:
@@ -124,13 +151,16 @@ def test_roles_are_assumable_by_lambda_only(graph: Graph) -> None:
                                      "Action": "sts:AssumeRole"}]
 
 
-def test_customer_managed_stream_key_adds_kms_grants(graphs: dict[str, Graph]) -> None:
+def test_customer_managed_stream_key_is_used_and_granted_only_when_configured(graphs: dict[str, Graph]) -> None:
     g = graphs["dev-options"]
-    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-    assert g.one("aws:kinesis/stream:Stream", "iot-ingest-stream-kinesis")["inputs"]["kmsKeyId"] == key
-    assert {"Effect": "Allow", "Action": ["kms:GenerateDataKey"], "Resource": [key]} in g.role_policy("ingest")["Statement"]
-    assert {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [key]} in g.role_policy("processor")["Statement"]
-    assert not any("kms:" in a for st in graphs["dev"].role_policy("processor")["Statement"] for a in st["Action"])
+    assert g.one("aws:kinesis/stream:Stream", "iot-ingest-stream-kinesis")["inputs"]["kmsKeyId"] == STREAM_KEY
+    kms = {(name, role): [st for st in graphs[name].role_policy(role)["Statement"]
+                          if any(a.startswith("kms:") for a in st["Action"])]
+           for name in graphs for role in ("authorizer", "ingest", "processor")}
+    assert kms == {(name, role): ([allow([{"ingest": "kms:GenerateDataKey", "processor": "kms:Decrypt"}[role]],
+                                         STREAM_KEY)]
+                                  if name == "dev-options" and role != "authorizer" else [])
+                   for name in graphs for role in ("authorizer", "ingest", "processor")}
 
 
 # ---------------------------------------------------------------- functions and logs
@@ -382,28 +412,110 @@ def test_every_alarm_watches_a_real_metric_of_this_stack(graph: Graph) -> None:
         assert a["name"] == f"iot-ingest-{graph.stack}-{alarm_id}"
 
 
-def test_every_alarm_notifies_the_topic_on_alarm_and_ok(graph: Graph) -> None:
-    topic = graph.outputs["alarmTopicArn"]
-    for a in graph.of_type(ALARM):
-        i = a["inputs"]
-        assert i["alarmActions"] == [topic] and i["okActions"] == [topic], a["name"]
-        assert i["actionsEnabled"] is True
-        assert 1 <= i["datapointsToAlarm"] <= i["evaluationPeriods"]
-        assert i["treatMissingData"] in ("notBreaching", "breaching", "ignore", "missing")
+def test_every_alarm_notifies_the_topic_on_alarm_and_ok(any_graph: Graph) -> None:
+    topic = any_graph.outputs["alarmTopicArn"]
+    alarms = any_graph.of_type(ALARM)
+    assert len(alarms) == len(ALARM_IDS)
+    for a in alarms:
+        assert a["inputs"]["alarmActions"] == [topic] and a["inputs"]["okActions"] == [topic], a["name"]
 
 
-def test_duration_alarms_fire_at_80_percent_of_each_timeout(graph: Graph) -> None:
-    alarms, fns = alarms_by_id(graph), graph.settings().functions.by_role()
-    for role, f in fns.items():
-        assert alarms[f"{role}-duration"]["threshold"] == 0.8 * f.timeout_s * 1000
-        assert alarms[f"{role}-duration"]["comparisonOperator"] == "GreaterThanThreshold"
+TUNING_FIELDS = ("threshold", "period", "evaluationPeriods", "datapointsToAlarm", "comparisonOperator",
+                 "statistic", "extendedStatistic", "treatMissingData", "actionsEnabled")
 
 
-def test_prod_alarm_overrides_are_applied(graphs: dict[str, Graph]) -> None:
-    dev, prod = alarms_by_id(graphs["dev"]), alarms_by_id(graphs["prod"])
-    assert (dev["api-4xx"]["threshold"], prod["api-4xx"]["threshold"]) == (100, 500)
-    assert (dev["api-latency-p99"]["threshold"], prod["api-latency-p99"]["threshold"]) == (2000, 1500)
-    assert dev["api-5xx"]["threshold"] == prod["api-5xx"]["threshold"] == 5
+def expected_tuning(g: Graph) -> dict[str, dict[str, Any]]:
+    """alarm id -> tuning fields, from ALARM_DEFAULTS and this stack's raw config.
+
+    Written out here rather than calling components.alarms.spec.tuning, so a bug
+    there shows up as a difference: timeouts and overrides come straight from the
+    stack's config (Pulumi.yaml defaults + Pulumi.<stack>.yaml + the variant's).
+    """
+    overrides = json.loads(g.config["iot-ingest:alarmOverrides"])
+    out = {}
+    for alarm_id, d in ALARM_DEFAULTS.items():
+        threshold = d.threshold
+        if alarm_id.endswith("-duration"):  # a fraction of that function's timeout, in ms
+            role = alarm_id.removesuffix("-duration")
+            threshold = d.threshold * int(g.config[f"iot-ingest:{role}TimeoutSeconds"]) * 1000
+        o = overrides.get(alarm_id, {})
+        evaluation = o.get("evaluationPeriods", d.evaluation_periods)
+        out[alarm_id] = {
+            "threshold": o.get("threshold", threshold),
+            "period": o.get("period", d.period),
+            "evaluationPeriods": evaluation,
+            # datapointsToAlarm may only be overridden together with evaluationPeriods;
+            # a smaller evaluationPeriods alone pulls the default datapoints down to it
+            "datapointsToAlarm": o["datapointsToAlarm"] if "datapointsToAlarm" in o
+            else min(d.datapoints_to_alarm, evaluation),
+            "comparisonOperator": d.comparison,
+            "statistic": d.statistic,
+            "extendedStatistic": d.extended_statistic,
+            "treatMissingData": o.get("treatMissingData", d.treat_missing_data),
+            "actionsEnabled": o.get("enabled", True),
+        }
+    return out
+
+
+def declared_tuning(g: Graph) -> dict[str, dict[str, Any]]:
+    return {alarm_id: {f: a.get(f) for f in TUNING_FIELDS} for alarm_id, a in alarms_by_id(g).items()}
+
+
+def test_every_alarm_is_tuned_from_the_defaults_and_this_stacks_overrides(any_graph: Graph) -> None:
+    declared, expected = declared_tuning(any_graph), expected_tuning(any_graph)
+    assert set(declared) == set(expected) == set(ALARM_IDS)
+    for alarm_id, want in expected.items():
+        got = declared[alarm_id]
+        assert got == {**want, "threshold": pytest.approx(want["threshold"])}, alarm_id
+        assert 1 <= got["datapointsToAlarm"] <= got["evaluationPeriods"], alarm_id  # CloudWatch refuses otherwise
+
+
+# Literal values per variant, so the test above is not only the code under test run twice.
+# dev/prod: Pulumi.yaml timeouts (authorizer 5 s, ingest 10 s, processor 60 s; prod processor 120 s)
+# and prod's alarmOverrides; dev-options: the overrides in conftest.VARIANTS.
+TUNING_LITERALS: dict[str, dict[str, dict[str, Any]]] = {
+    "dev": {
+        "api-4xx": {"threshold": 100, "period": 60, "evaluationPeriods": 5, "datapointsToAlarm": 3, "statistic": "Sum"},
+        "api-latency-p99": {"threshold": 2000, "comparisonOperator": "GreaterThanThreshold",
+                            "extendedStatistic": "p99", "statistic": None},
+        "api-5xx": {"threshold": 5, "comparisonOperator": "GreaterThanOrEqualToThreshold", "actionsEnabled": True},
+        "authorizer-duration": {"threshold": 4000, "statistic": "Maximum"},
+        "ingest-duration": {"threshold": 8000},
+        "processor-duration": {"threshold": 0.8 * 60_000, "comparisonOperator": "GreaterThanThreshold",
+                               "evaluationPeriods": 3, "datapointsToAlarm": 2},
+        "ingest-errors": {"threshold": 1, "period": 60, "evaluationPeriods": 3, "datapointsToAlarm": 2,
+                          "treatMissingData": "notBreaching"},
+        "stream-iterator-age": {"threshold": 120_000, "evaluationPeriods": 5, "datapointsToAlarm": 3},
+        "processor-destination-delivery-failures": {"evaluationPeriods": 1, "datapointsToAlarm": 1},
+        "dlq-messages-visible": {"threshold": 1, "period": 300, "statistic": "Maximum", "evaluationPeriods": 1,
+                                 "datapointsToAlarm": 1},
+    },
+    "prod": {
+        "api-4xx": {"threshold": 500, "period": 60, "evaluationPeriods": 5, "datapointsToAlarm": 3},
+        "api-latency-p99": {"threshold": 1500, "extendedStatistic": "p99"},
+        "api-5xx": {"threshold": 5},
+        "processor-duration": {"threshold": 0.8 * 120_000},
+        "ingest-duration": {"threshold": 8000},
+        "dlq-messages-visible": {"threshold": 1, "period": 300, "statistic": "Maximum"},
+    },
+    "dev-options": {
+        "ingest-errors": {"threshold": 1, "period": 300, "evaluationPeriods": 4, "datapointsToAlarm": 4,
+                          "treatMissingData": "breaching", "actionsEnabled": True},
+        "stream-iterator-age": {"threshold": 120_000, "period": 60, "evaluationPeriods": 1, "datapointsToAlarm": 1},
+        "processor-duration": {"threshold": 30_000, "comparisonOperator": "GreaterThanThreshold"},
+        "api-5xx": {"threshold": 5, "actionsEnabled": False},
+        "api-4xx": {"threshold": 100, "actionsEnabled": True},
+        "dlq-messages-visible": {"threshold": 1, "period": 300, "statistic": "Maximum"},
+    },
+}
+
+
+def test_alarm_tuning_literal_values(graphs: dict[str, Graph]) -> None:
+    assert set(TUNING_LITERALS) == set(graphs)
+    for variant, literals in TUNING_LITERALS.items():
+        declared = declared_tuning(graphs[variant])
+        for alarm_id, fields in literals.items():
+            assert {f: declared[alarm_id][f] for f in fields} == fields, (variant, alarm_id)
 
 
 def test_alarm_email_subscription_only_when_configured(graphs: dict[str, Graph]) -> None:
