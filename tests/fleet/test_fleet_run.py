@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import uuid
 from pathlib import Path
@@ -48,7 +49,18 @@ def test_clean_run_stores_everything_and_counts_rejections(
     api = fake_api_factory(keys, dynamo_store(dynamodb, readings_table))
     rep = run(config(api, tmp_path, keys_path, stack_file(tmp_path, moto_endpoint, readings_table)))
     led, v = rep.ledger, rep.verification
-    assert rep.planned_requests == 60 and 30 <= led.requests <= 70  # 60 req/s for 1 s (a loaded machine may lag)
+    # No wall-clock bound: a loaded machine may fall behind and stop at the run's deadline. Either the
+    # whole seeded plan (~60 req/s for 1 s, jittered) went out, or the report accounts for what did not.
+    assert rep.planned_requests == 60 and led.requests > 0
+    not_sent = [int(m.group(1)) for note in rep.notes
+                if (m := re.search(r"could not keep up: (-?\d+) planned requests were not sent", note))]
+    if not_sent:
+        assert led.requests + not_sent[0] == rep.planned_requests, rep.notes
+    else:
+        assert 50 <= led.requests <= 70, rep.notes
+    # Every request sent was answered by the API (and counted there) and classified in the ledger.
+    assert api.posts == led.requests + led.retries
+    assert led.accepted_requests + sum(led.expected_rejections.values()) == led.requests
     assert led.accepted_readings == api.accepted_readings  # every reading the API acknowledged is accounted
     assert v.checked and v.expected == led.accepted_readings == v.stored > 0
     assert (v.missing, v.duplicates, v.unexpected, v.corrupted) == (0, 0, 0, 0)

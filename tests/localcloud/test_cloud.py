@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -76,6 +79,32 @@ def test_failed_start_leaves_nothing_running(tmp_path: Path) -> None:
     assert child_pids() - before == set()
 
 
+class PipeReader:
+    """Reads a child's pipe line by line in a thread: the test can wait for a line with a
+    deadline, and a chatty pipe never fills up and stalls the child."""
+
+    def __init__(self, pipe: IO[str]) -> None:
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self._seen: list[str] = []
+        self._thread = threading.Thread(target=self._run, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _run(self, pipe: IO[str]) -> None:
+        for line in iter(pipe.readline, ""):
+            self._seen.append(line)
+            self.lines.put(line)
+        self.lines.put(None)  # end of file
+
+    def readline(self, deadline: float) -> str | None:
+        """The next line, None at end of file; raises queue.Empty once the deadline passes."""
+        return self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+
+    def text(self, timeout: float = 0.0) -> str:
+        """Everything read so far, after waiting up to ``timeout`` for end of file."""
+        self._thread.join(timeout)
+        return "".join(self._seen)
+
+
 def serve(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "localcloud", "serve", *args], cwd=REPO, text=True,
@@ -95,10 +124,20 @@ def test_serve_prints_urls_answers_and_shuts_down_on_sigterm(tmp_path: Path) -> 
     proc = serve("--stack", "dev", "--state-dir", str(tmp_path))
     try:
         lines: list[str] = []
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = PipeReader(proc.stdout), PipeReader(proc.stderr)
+        deadline = time.monotonic() + 120  # generous: a loaded CI machine may start slowly
         while not any("try:" in line for line in lines):
-            line = proc.stdout.readline()
-            assert line, f"serve exited early: {proc.wait()} {proc.stderr.read() if proc.stderr else ''}"
+            try:
+                line = out.readline(deadline)
+            except queue.Empty:
+                proc.kill()
+                proc.wait()
+                pytest.fail(f"serve printed no 'try:' line within 120 s\nstdout: {''.join(lines)}\n"
+                            f"stderr: {err.text(timeout=10)[-4000:]}")
+            if line is None:
+                pytest.fail(f"serve exited early: {proc.wait(timeout=60)}\nstdout: {''.join(lines)}\n"
+                            f"stderr: {err.text(timeout=10)[-4000:]}")
             lines.append(line)
         text = "".join(lines)
         api_url = next(l.split()[-1] for l in lines if "API URL:" in l)
@@ -106,9 +145,10 @@ def test_serve_prints_urls_answers_and_shuts_down_on_sigterm(tmp_path: Path) -> 
         assert str(tmp_path / "stack.json") in text and f"curl -s {api_url}/health" in text
         assert get_json(f"{api_url}/health") == (200, {"status": "ok"})
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err[-2000:]
-        assert not port_open(api_url), err[-2000:]
+        proc.wait(timeout=60)
+        stderr = err.text(timeout=30)  # the readers own the pipes: no communicate()
+        assert proc.returncode == 0, stderr[-2000:]
+        assert not port_open(api_url), stderr[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -204,7 +204,8 @@ def test_stage_throttle_429_at_burst_then_rate(tmp_path: Path) -> None:
     (code / "app.py").write_text(APP)
     functions = {"app": FunctionSpec("app", "arn:app", "app.handler", code, {}, 5, 128, None)}
     api = ApiSpec("api2", "t", "$default", (RouteSpec("GET /health", "app", "2.0", 30000),),
-                  throttle_burst=5, throttle_rate=0.5)  # one token per 2 s: 9 quick requests see no refill
+                  throttle_burst=5, throttle_rate=0.1)  # one token per 10 s: 9 requests see no refill
+    # even on a loaded CI machine (they would have to take ~10 s to get one)
     runner = LambdaRunner(functions, "http://127.0.0.1:1", "us-east-1", log_dir=tmp_path / "logs")
     runner.start()
     gw = Gateway(api, runner, functions, region="us-east-1", log_dir=tmp_path / "logs")
@@ -214,9 +215,9 @@ def test_stage_throttle_429_at_burst_then_rate(tmp_path: Path) -> None:
         assert statuses[:5] == [200] * 5 and 429 in statuses[5:]
         status, _, body = request(gw, "GET", "/health?mode=ok")
         assert (status, json.loads(body)) == (429, {"message": "Too Many Requests"})
-        # The rate refills a token (~2 s); poll with a generous deadline rather than a fixed sleep
-        # (a 429 takes no token, so polling does not delay the refill).
-        deadline, status = time.monotonic() + 30, 429
+        # The rate refills a token (<= 10 s); poll with a generous deadline rather than a fixed
+        # sleep (a 429 takes no token, so polling does not delay the refill).
+        deadline, status = time.monotonic() + 60, 429
         while status == 429 and time.monotonic() < deadline:
             time.sleep(0.1)
             status = request(gw, "GET", "/health?mode=ok")[0]

@@ -61,7 +61,9 @@ def sink() -> RecordingSink:
 def runner(tmp_path: Path, sink: RecordingSink):
     functions = {
         "fa": spec("fa", make_code(tmp_path, "a", "A")),
-        "fb": spec("fb", make_code(tmp_path, "b", "B"), timeout=0.5),
+        # 2 s: long enough for an ordinary pipe round trip on a loaded CI machine, still far
+        # below the 120 s sleep the timeout test uses.
+        "fb": spec("fb", make_code(tmp_path, "b", "B"), timeout=2),
         "fc": spec("fc", make_code(tmp_path, "c", "C"), timeout=30, reserved=1),
     }
     r = LambdaRunner(functions, "http://127.0.0.1:1", "us-east-1", sink=sink, log_dir=tmp_path / "logs")
@@ -92,7 +94,7 @@ def test_handler_exception_is_an_error_result_and_counted(runner: LambdaRunner, 
 def test_timeout_kills_worker_and_reports_task_timed_out(runner: LambdaRunner, sink: RecordingSink) -> None:
     before = runner.invoke("fb", {}).payload["pid"]
     started = time.monotonic()
-    result = runner.invoke("fb", {"sleep": 120})  # timeout 0.5 s: only a kill returns well before 120 s
+    result = runner.invoke("fb", {"sleep": 120})  # timeout 2 s: only a kill returns well before 120 s
     assert time.monotonic() - started < 60  # generous: a loaded CI machine must not make this flaky
     assert result.error_type == "Sandbox.Timedout" and "Task timed out" in (result.error_message or "")
     after = runner.invoke("fb", {}).payload
@@ -170,8 +172,10 @@ def test_unreserved_excess_queues_for_a_bounded_number_of_workers(tmp_path: Path
 def test_slow_init_does_not_count_against_a_short_timeout(tmp_path: Path) -> None:
     code = tmp_path / "slow"
     code.mkdir()
-    (code / "app.py").write_text("import time\ntime.sleep(0.8)\ndef handler(event, context):\n    return 'ok'\n")
-    r = LambdaRunner({"slow": FunctionSpec("slow", "arn", "app.handler", code, {}, 0.3, 128, None)},
+    # The init phase (3 s) is longer than the function's timeout (2 s): the call only succeeds if
+    # init is not counted against the timeout. 2 s leaves room for a slow round trip under load.
+    (code / "app.py").write_text("import time\ntime.sleep(3)\ndef handler(event, context):\n    return 'ok'\n")
+    r = LambdaRunner({"slow": FunctionSpec("slow", "arn", "app.handler", code, {}, 2, 128, None)},
                      "http://127.0.0.1:1", "us-east-1", log_dir=tmp_path / "logs", prewarm=False)
     r.start()
     try:

@@ -64,8 +64,17 @@ def test_kinesis_and_dynamodb_metrics_from_worker_calls(emulator: Any, clean_fau
         assert result.ok and result.payload == 2
         stream, table = {"StreamName": name}, {"TableName": name}
         op = {"TableName": name, "Operation": "BatchWriteItem"}
-        deadline = time.monotonic() + 30  # generous: metrics arrive through the log pump
-        while time.monotonic() < deadline and not sink.total("AWS/DynamoDB", "UserErrors", {}):
+        log_path = tmp_path / "logs" / "lambda" / f"{name}.log"
+
+        def log_text() -> str:
+            return log_path.read_text() if log_path.exists() else ""
+
+        # Generous: metrics and log lines arrive through the log pump, which may lag the reply.
+        # Wait for the last metric and for the invocation's REPORT line (written after the
+        # handler's own output), so every later assertion reads complete data.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (sink.total("AWS/DynamoDB", "UserErrors", {})
+                                                   and "REPORT RequestId" in log_text()):
             time.sleep(0.02)
         assert sink.total("AWS/Kinesis", "PutRecords.TotalRecords", stream) == 4
         assert sink.total("AWS/Kinesis", "PutRecords.ThrottledRecords", stream) == 2
@@ -75,7 +84,7 @@ def test_kinesis_and_dynamodb_metrics_from_worker_calls(emulator: Any, clean_fau
         assert sink.total("AWS/DynamoDB", "WriteThrottleEvents", table) == 1
         assert any(n == "SuccessfulRequestLatency" and d == op for _, n, d, _ in sink.points)
         assert sink.total("AWS/DynamoDB", "UserErrors", {}) >= 1  # GetItem on a missing table
-        log = (tmp_path / "logs" / "lambda" / f"{name}.log").read_text()
+        log = log_text()
         assert "line before" in log and "line after" in log and "LOCALCLOUD_METRIC" not in log
     finally:
         runner.stop()

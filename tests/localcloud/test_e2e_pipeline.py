@@ -158,11 +158,14 @@ def test_processor_errors_alarm_notifies_topic(cloud: LocalCloud, registry: Devi
     inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=outputs["alarmTopicArn"], Protocol="sqs", Endpoint=inbox_arn,
                   Attributes={"RawMessageDelivery": "true"})
-    alarm_name = f"{outputs['functionNames']['processor']}-errors"  # the program names alarms so
+    # The program names functions "<prefix>-<role>" and alarms "<prefix>-<alarm id>", so the
+    # processor's errors alarm is "<processor function name>-errors".
+    alarm_name = f"{outputs['functionNames']['processor']}-errors"
     device, key = registry.add(f"al-{uuid.uuid4().hex[:8]}")
     cloud.emulator.inject_fault({"target": "DynamoDB_20120810.BatchWriteItem", "error": "AccessDeniedException",
                                  "message": "injected: writes refused", "times": 100000})
     found: dict[str, Any] | None = None
+    notes: list[dict[str, Any]] = []  # every notification of this alarm, in arrival order
     try:
         deadline = time.monotonic() + 30
         while found is None and time.monotonic() < deadline:
@@ -170,7 +173,9 @@ def test_processor_errors_alarm_notifies_topic(cloud: LocalCloud, registry: Devi
                  {"x-device-id": device, "x-device-key": key})
             for message in sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", []):
                 note = json.loads(message["Body"])
-                if note.get("AlarmName") == alarm_name and note.get("NewStateValue") == "ALARM":
+                if note.get("AlarmName") == alarm_name:
+                    notes.append(note)
+                if found is None and note.get("AlarmName") == alarm_name and note.get("NewStateValue") == "ALARM":
                     found = note
             time.sleep(0.1)
     finally:
@@ -179,8 +184,27 @@ def test_processor_errors_alarm_notifies_topic(cloud: LocalCloud, registry: Devi
     assert found["Trigger"]["MetricName"] == "Errors" and found["Trigger"]["Namespace"] == "AWS/Lambda"
     assert found["Trigger"]["Dimensions"] == [{"value": outputs["functionNames"]["processor"], "name": "FunctionName"}]
     assert found["OldStateValue"] == "OK"
-    state = cloud.emulator.client("cloudwatch").describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"][0]
-    assert state["StateValue"] in ("ALARM", "OK")  # it may already have recovered at 1.2 s periods
+    # With the fault cleared the errors stop, and the alarm (2 of 3 periods, missing data not
+    # breaching) must go back to OK: in CloudWatch, and with an OK notification whose old state,
+    # read from CloudWatch, proves the ALARM state was recorded there too, not only notified.
+    cw = cloud.emulator.client("cloudwatch")
+    def recovered() -> dict[str, Any] | None:
+        return next((n for n in reversed(notes) if n.get("NewStateValue") == "OK"), None)
+
+    state: dict[str, Any] = {}
+    deadline = time.monotonic() + 60  # generous: periods are 1.2 s, but a loaded machine lags
+    while time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", []):
+            note = json.loads(message["Body"])
+            if note.get("AlarmName") == alarm_name:
+                notes.append(note)
+        state = cw.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"][0]
+        if recovered() is not None and state["StateValue"] == "OK":
+            break
+        time.sleep(0.1)
+    last_ok = recovered()
+    assert last_ok is not None, f"no OK notification after the fault was cleared; state: {state.get('StateValue')}"
+    assert last_ok["OldStateValue"] == "ALARM" and state["StateValue"] == "OK"
 
 
 def test_metrics_and_access_log_use_aws_names(cloud: LocalCloud, registry: DeviceRegistry) -> None:
