@@ -28,6 +28,15 @@ from .validation import Reading
 
 MAX_BATCH_ITEMS = 25
 
+# A whole BatchWriteItem refused for capacity: nothing was written, so the same
+# requests are retried within the budget, exactly like UnprocessedItems.
+# https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html#API_BatchWriteItem_Errors
+THROTTLING_CODES = frozenset({
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+})
+
 
 class StorageUnavailable(Exception):
     """DynamoDB kept refusing writes after all retries: the whole invocation must fail."""
@@ -78,10 +87,12 @@ class WriteStats:
     items: int = 0
     calls: int = 0
     unprocessed_retries: int = 0
+    throttled_calls: int = 0
 
 
 def batch_write(dynamodb: Any, table: str, items: list[dict[str, Any]], backoff: Backoff) -> WriteStats:
-    """Write all items (deduplicated) in calls of <= 25, retrying UnprocessedItems within the budget.
+    """Write all items (deduplicated) in calls of <= 25, retrying UnprocessedItems and
+    throttled calls within the budget.
 
     Raises StorageUnavailable when the budget is spent, and lets a ClientError
     through unchanged so the caller can tell item-specific ValidationExceptions
@@ -93,7 +104,15 @@ def batch_write(dynamodb: Any, table: str, items: list[dict[str, Any]], backoff:
         requests = [{"PutRequest": {"Item": item}} for item in unique[start : start + MAX_BATCH_ITEMS]]
         while requests:
             stats.calls += 1
-            response = dynamodb.batch_write_item(RequestItems={table: requests})
+            try:
+                response = dynamodb.batch_write_item(RequestItems={table: requests})
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in THROTTLING_CODES:
+                    raise
+                stats.throttled_calls += 1
+                if not backoff.wait():
+                    raise StorageUnavailable(f"{len(requests)} item(s) still throttled in {table} after retries") from exc
+                continue
             requests = response.get("UnprocessedItems", {}).get(table, [])
             if requests:
                 stats.unprocessed_retries += 1

@@ -1,6 +1,8 @@
 """A thin stand-in for the AWS side of DynamoDB writes that fails the way DynamoDB does.
 
-BatchWriteItem: the first ``unprocessed_calls`` calls write only the first half
+BatchWriteItem: the first ``throttled_calls`` calls are refused whole with
+ProvisionedThroughputExceededException (nothing written); the first
+``unprocessed_calls`` calls write only the first half
 of the items and hand the rest back in UnprocessedItems (what a partly
 throttled batch looks like). ``invalid_devices``: any call touching those
 devices raises ValidationException, as DynamoDB does for an invalid item.
@@ -18,8 +20,10 @@ def client_error(code: str, operation: str, message: str = "injected") -> Client
 
 
 class FlakyDynamo:
-    def __init__(self, real: Any, unprocessed_calls: int = 0, invalid_devices: frozenset[str] = frozenset(), fail_code: str | None = None) -> None:
+    def __init__(self, real: Any, unprocessed_calls: int = 0, invalid_devices: frozenset[str] = frozenset(),
+                 fail_code: str | None = None, throttled_calls: int = 0) -> None:
         self.real = real
+        self.throttled_calls = throttled_calls
         self.unprocessed_calls = unprocessed_calls
         self.invalid_devices = invalid_devices
         self.fail_code = fail_code
@@ -30,6 +34,9 @@ class FlakyDynamo:
         self.batch_sizes.append(len(requests))
         if self.fail_code:
             raise client_error(self.fail_code, "BatchWriteItem")
+        if self.throttled_calls > 0:
+            self.throttled_calls -= 1
+            raise client_error("ProvisionedThroughputExceededException", "BatchWriteItem", "Throughput exceeds the current capacity")
         if any(r["PutRequest"]["Item"]["deviceId"]["S"] in self.invalid_devices for r in requests):
             raise client_error("ValidationException", "BatchWriteItem", "One or more parameter values were invalid")
         if self.unprocessed_calls > 0 and len(requests) > 1:

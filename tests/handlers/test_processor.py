@@ -140,6 +140,24 @@ def test_unprocessed_items_are_retried_until_written(dynamodb: Any, processor_co
     assert len(flaky.batch_sizes) > 2 and len(vtime.sleeps) == 3
 
 
+def test_throttled_batch_calls_are_retried_until_written(dynamodb: Any, processor_config: ProcessorConfig, vtime: VirtualTime) -> None:
+    flaky = FlakyDynamo(dynamodb, throttled_calls=2)
+    readings = [(NOW_MS + i, 0, float(i)) for i in range(5)]
+    outcome = process(kinesis_event([("1", record("dev-1", *readings), "dev-1")]), flaky, processor_config, vtime)
+    assert outcome.failures == [] and outcome.stored == 5
+    assert len(items(dynamodb)) == 5
+    assert flaky.batch_sizes == [5, 5, 5] and len(vtime.sleeps) == 2
+
+
+def test_throttling_beyond_the_budget_raises_so_the_invocation_errors(
+    dynamodb: Any, processor_config: ProcessorConfig, vtime: VirtualTime
+) -> None:
+    flaky = FlakyDynamo(dynamodb, throttled_calls=10_000)
+    with pytest.raises(StorageUnavailable, match="throttled"):
+        process(kinesis_event([("1", record("dev-1", (NOW_MS, 0, 1.0)), "dev-1")]), flaky, processor_config, vtime)
+    assert items(dynamodb) == []
+
+
 def test_storage_failure_raises_so_the_invocation_errors(dynamodb: Any, processor_config: ProcessorConfig, vtime: VirtualTime) -> None:
     flaky = FlakyDynamo(dynamodb, unprocessed_calls=10_000)
     with pytest.raises(StorageUnavailable):
