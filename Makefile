@@ -5,13 +5,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: help venv test test-unit test-e2e demo serve bench clean
+.PHONY: help venv test test-unit test-e2e demo serve bench bench-cold clean
 
 help:
 	@echo "make test    - unit tests (Pulumi mocks, handlers on moto) and local-cloud end-to-end tests"
 	@echo "make demo    - local cloud + simulated fleet, prints a report (exit 0 only if nothing was lost)"
 	@echo "make serve   - run the local cloud in the foreground until Ctrl-C (STACK=dev|prod)"
 	@echo "make bench   - throughput and start-up benchmark of the local pipeline"
+	@echo "make bench-cold - what each Lambda handler's cold start spends on imports"
 	@echo "make clean   - remove venv/, .localcloud/ and caches"
 
 venv: $(STAMP)
@@ -39,6 +40,9 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.pipeline
+
+bench-cold: $(STAMP)
+	$(PY) -m benchmarks.cold_import
 
 clean:
 	rm -rf $(VENV) .localcloud .pytest_cache
