@@ -95,6 +95,10 @@ class _Worker:
                 cwd=str(spec.code_dir), env=env, stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
                 close_fds=True,
+                # Its own session: a Ctrl-C at the terminal reaches serve, which retires workers in
+                # order, instead of killing every worker mid-invocation. A worker whose parent dies
+                # anyway ends by itself: its stdin closes and its request loop returns.
+                start_new_session=True,
             )
         finally:
             os.close(write_fd)
@@ -161,6 +165,11 @@ class _Worker:
         except subprocess.TimeoutExpired:  # pragma: no cover - kill is not ignorable
             pass
         self._responses.close()
+
+    def terminate(self) -> None:
+        """End the process only; the thread reading its pipe sees EOF and calls kill()."""
+        if self.proc.poll() is None:
+            self.proc.kill()
 
     def close_stdin(self) -> None:
         try:
@@ -267,6 +276,7 @@ class _FunctionPool:
         self.cond = threading.Condition()
         self.closed = False
         self.all: set[_Worker] = set()
+        self.starting: set[_Worker] = set()  # started in the background, init not finished yet
 
     def enter(self) -> bool:
         """Count one more concurrent invocation; False means throttled."""
@@ -315,8 +325,11 @@ class _FunctionPool:
                 self.spawned -= 1
                 self.cond.notify_all()
             return
+        with self.cond:
+            self.starting.add(worker)  # close() kills it even while its init is still running
         ready = worker.wait_ready_once(INIT_TIMEOUT_S)
         with self.cond:
+            self.starting.discard(worker)
             if ready and not self.closed:
                 self.all.add(worker)
                 self.idle.append(worker)
@@ -360,9 +373,12 @@ class _FunctionPool:
         with self.cond:
             self.closed = True
             workers = list(self.all)
+            starting = list(self.starting)
             self.all.clear()
             self.idle.clear()
             self.cond.notify_all()
+        for worker in starting:  # still in its init phase: nothing to finish, end it now; its
+            worker.terminate()     # starter thread then sees EOF and cleans up the pipes
         for worker in workers:  # ask every environment to end first, then wait for them together
             worker.close_stdin()
         for worker in workers:

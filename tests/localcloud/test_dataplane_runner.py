@@ -183,3 +183,32 @@ def test_slow_init_does_not_count_against_a_short_timeout(tmp_path: Path) -> Non
         assert result.ok and result.payload == "ok"
     finally:
         r.stop()
+
+
+def test_stop_ends_a_worker_that_is_still_in_its_init_phase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import localcloud.runner
+
+    # Without stop() ending it, the worker would live out its whole 60 s init (the init timeout is
+    # raised past it here), far beyond the deadline below.
+    monkeypatch.setattr(localcloud.runner, "INIT_TIMEOUT_S", 120.0)
+    code = tmp_path / "glacial"
+    code.mkdir()
+    (code / "app.py").write_text("import time\ntime.sleep(60)\ndef handler(event, context):\n    return 'ok'\n")
+    r = LambdaRunner({"glacial": FunctionSpec("glacial", "arn", "app.handler", code, {}, 2, 128, None)},
+                     "http://127.0.0.1:1", "us-east-1", log_dir=tmp_path / "logs", prewarm=False)
+    r.start()
+    pool = r._pools["glacial"]
+    caller = threading.Thread(target=lambda: r.invoke("glacial", {}), daemon=True)
+    caller.start()  # starts a worker in the background, which sits in its 60 s init
+    deadline = time.monotonic() + 30
+    while not pool.starting and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (worker,) = list(pool.starting)
+    pid = worker.proc.pid
+    r.stop()
+    deadline = time.monotonic() + 30  # generous: stop() must not leave it running out its init
+    while worker.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert worker.proc.poll() is not None, f"worker {pid} still running after stop()"
+    caller.join(timeout=30)
+    assert not caller.is_alive()
