@@ -96,7 +96,10 @@ def run(
     run_started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
 
     ledger = Ledger()
-    planned = round(config.effective_rate * config.duration)
+    # The whole plan up front (it is small: rate x duration entries), so "planned" is what will
+    # really be sent, not rate x duration rounded, which jitter makes differ by a request or two.
+    schedule = list(plan(devices, rate=config.effective_rate, duration=config.duration, jitter=config.jitter, rng=rng))
+    planned = len(schedule)
     bar = _progress(planned, config.progress, "sending", "req")
     bar_lock = threading.Lock()
 
@@ -123,8 +126,7 @@ def run(
     deadline.daemon = True
     deadline.start()
     try:
-        stats = dispatch(plan(devices, rate=config.effective_rate, duration=config.duration, jitter=config.jitter, rng=rng),
-                         send, stop=stop)
+        stats = dispatch(iter(schedule), send, stop=stop)
         if stats.stopped_early:
             notes.append(f"the API could not keep up: {planned - stats.scheduled} planned requests were not sent "
                          "by the deadline (duration + 10%)")

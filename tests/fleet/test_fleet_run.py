@@ -51,13 +51,13 @@ def test_clean_run_stores_everything_and_counts_rejections(
     led, v = rep.ledger, rep.verification
     # No wall-clock bound: a loaded machine may fall behind and stop at the run's deadline. Either the
     # whole seeded plan (~60 req/s for 1 s, jittered) went out, or the report accounts for what did not.
-    assert rep.planned_requests == 60 and led.requests > 0
+    assert 50 <= rep.planned_requests <= 70 and led.requests > 0  # the plan's own length, jitter included
     not_sent = [int(m.group(1)) for note in rep.notes
                 if (m := re.search(r"could not keep up: (-?\d+) planned requests were not sent", note))]
     if not_sent:
-        assert led.requests + not_sent[0] == rep.planned_requests, rep.notes
+        assert not_sent[0] > 0 and led.requests + not_sent[0] == rep.planned_requests, rep.notes
     else:
-        assert 50 <= led.requests <= 70, rep.notes
+        assert led.requests == rep.planned_requests, rep.notes
     # Every request sent was answered by the API (and counted there) and classified in the ledger.
     assert api.posts == led.requests + led.retries
     assert led.accepted_requests + sum(led.expected_rejections.values()) == led.requests
@@ -145,6 +145,6 @@ def test_a_slow_api_cannot_stretch_the_run_past_its_deadline(
     rep = run(config(api, tmp_path, keys_path, stack_file(tmp_path, moto_endpoint, readings_table),
                      rate=100.0, duration=1.0, workers=1, misbehaving=0.0))
     # One connection at 0.25 s per answer serves ~8 requests before the 2 s deadline, of 100 planned.
-    assert rep.ledger.requests < 20 and rep.planned_requests == 100
+    assert rep.ledger.requests < 20 and 90 <= rep.planned_requests <= 110
     assert any("could not keep up" in n for n in rep.notes)
     assert rep.verification.missing == 0 and rep.exit_code() == EXIT_OK  # slow is not lossy
