@@ -237,7 +237,11 @@ def validate_document(
     for i, item in enumerate(doc["readings"]):
         ts = int(item["ts"])  # the schema allows 5.0 as an integer; store it as 5
         if ts < oldest:
-            raise RequestError(400, "invalid_request", f"readings[{i}].ts is more than {max_age_s} s in the past", f"readings[{i}].ts", i)
+            hint = ""
+            if oldest // 1000 - max_age_s <= ts <= newest // 1000:  # right as seconds: say so
+                hint = "; ts is epoch milliseconds, and this looks like seconds"
+            raise RequestError(400, "invalid_request", f"readings[{i}].ts is more than {max_age_s} s in the past{hint}",
+                               f"readings[{i}].ts", i)
         if ts > newest:
             raise RequestError(400, "invalid_request", f"readings[{i}].ts is more than {max_future_skew_s} s in the future", f"readings[{i}].ts", i)
         for name, value in item["metrics"].items():

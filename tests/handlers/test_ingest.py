@@ -167,3 +167,13 @@ def test_non_finite_literal_is_named_in_the_message(literal: str, kinesis: Any, 
     assert (result.response["statusCode"], payload["field"]) == (400, "readings[0].metrics.t")
     assert literal in payload["message"] and "finite" in payload["message"], payload["message"]
     assert stream_records(kinesis) == []
+
+
+def test_a_timestamp_in_seconds_is_named_as_such(kinesis: Any, vtime: VirtualTime, ingest_config: IngestConfig) -> None:
+    result = run(telemetry_event({"readings": [reading(NOW_MS // 1000)]}), kinesis, ingest_config, vtime)
+    payload = body(result)
+    assert (result.response["statusCode"], payload["field"]) == (400, "readings[0].ts")
+    assert "looks like seconds" in payload["message"]
+    stale = run(telemetry_event({"readings": [reading(NOW_MS - 3601_000)]}), kinesis, ingest_config, vtime)
+    assert "looks like seconds" not in body(stale)["message"]  # a stale millisecond ts gets no such hint
+    assert stream_records(kinesis) == []
