@@ -556,7 +556,10 @@ def _preload() -> None:
     import pulumi  # noqa: F401
 
     for module in PRELOAD_MODULES:
-        importlib.import_module(f"pulumi_aws.{module}")
+        # pulumi_aws registers its submodules as lazy modules: importing one only creates a
+        # placeholder, and the code (about a second for these) runs on first attribute access,
+        # which would otherwise happen inside the program run, after the emulator is up.
+        getattr(importlib.import_module(f"pulumi_aws.{module}"), "__all__", None)
     session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
     for service in PRELOAD_SERVICES:
         session._session.get_service_model(service)  # cached by the session's loader

@@ -63,3 +63,23 @@ def test_real_project_dev_config() -> None:
     assert config.values["iot-ingest:logLevel"] == "DEBUG"  # stack file over the INFO default
     assert config.values["iot-ingest:corsAllowOrigins"] == "[]"  # array default as JSON text
     assert config.values["iot-ingest:pointInTimeRecovery"] == "false"
+
+
+def test_preload_really_loads_the_lazy_provider_modules() -> None:
+    """pulumi_aws registers submodules lazily; a preload that only imports them leaves their code
+    (about a second) to run inside the program, after the emulator is up. Checked in a fresh
+    interpreter, since this test process has long since loaded them."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, types\n"
+        "import localcloud.provisioner as P\n"
+        "P._preload()\n"
+        "lazy = [m for m in P.PRELOAD_MODULES if type(sys.modules['pulumi_aws.' + m]) is not types.ModuleType]\n"
+        "print(lazy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+    assert out.strip().splitlines()[-1] == "[]"
