@@ -326,8 +326,10 @@ class _FunctionPool:
                 self.cond.notify_all()
             return
         with self.cond:
-            self.starting.add(worker)  # close() kills it even while its init is still running
-        ready = worker.wait_ready_once(INIT_TIMEOUT_S)
+            closed = self.closed
+            if not closed:
+                self.starting.add(worker)  # close() kills it even while its init is still running
+        ready = False if closed else worker.wait_ready_once(INIT_TIMEOUT_S)
         with self.cond:
             self.starting.discard(worker)
             if ready and not self.closed:
