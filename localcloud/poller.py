@@ -24,8 +24,9 @@ services-kinesis-batchfailurereporting.html, kinesis-on-failure-destination.html
 Local limits: ``AT_TIMESTAMP`` starts at TRIM_HORIZON because the spec carries no timestamp;
 shards are re-listed every ``relist_interval_s`` so resharding is followed.
 Metrics: AWS/Lambda IteratorAge (age of the last record of each batch) and
-DestinationDeliveryFailures; AWS/Kinesis IncomingRecords/IncomingBytes (at each
-record's arrival time) and GetRecords.IteratorAgeMilliseconds, observed by the
+DestinationDeliveryFailures; AWS/Kinesis IncomingRecords/IncomingBytes (stamped
+when the reader sees each record, one poll after its arrival; a stream without a
+mapping publishes none) and GetRecords.IteratorAgeMilliseconds, observed by the
 reader when ``observe_stream`` is set (one mapping per stream, to count once).
 """
 from __future__ import annotations
