@@ -169,15 +169,21 @@ def test_unreserved_excess_queues_for_a_bounded_number_of_workers(tmp_path: Path
         r.stop()
 
 
-def test_slow_init_does_not_count_against_a_short_timeout(tmp_path: Path) -> None:
-    code = tmp_path / "slow"
+def slow_init_runner(tmp_path: Path, name: str, init_s: int, timeout_s: float) -> LambdaRunner:
+    """A started runner (no prewarm) with one function whose init sleeps ``init_s`` seconds."""
+    code = tmp_path / name
     code.mkdir()
-    # The init phase (3 s) is longer than the function's timeout (2 s): the call only succeeds if
-    # init is not counted against the timeout. 2 s leaves room for a slow round trip under load.
-    (code / "app.py").write_text("import time\ntime.sleep(3)\ndef handler(event, context):\n    return 'ok'\n")
-    r = LambdaRunner({"slow": FunctionSpec("slow", "arn", "app.handler", code, {}, 2, 128, None)},
+    (code / "app.py").write_text(f"import time\ntime.sleep({init_s})\ndef handler(event, context):\n    return 'ok'\n")
+    r = LambdaRunner({name: FunctionSpec(name, "arn", "app.handler", code, {}, timeout_s, 128, None)},
                      "http://127.0.0.1:1", "us-east-1", log_dir=tmp_path / "logs", prewarm=False)
     r.start()
+    return r
+
+
+def test_slow_init_does_not_count_against_a_short_timeout(tmp_path: Path) -> None:
+    # The init phase (3 s) is longer than the function's timeout (2 s): the call only succeeds if
+    # init is not counted against the timeout. 2 s leaves room for a slow round trip under load.
+    r = slow_init_runner(tmp_path, "slow", init_s=3, timeout_s=2)
     try:
         result = r.invoke("slow", {})
         assert result.ok and result.payload == "ok"
@@ -191,12 +197,7 @@ def test_stop_ends_a_worker_that_is_still_in_its_init_phase(tmp_path: Path, monk
     # Without stop() ending it, the worker would live out its whole 60 s init (the init timeout is
     # raised past it here), far beyond the deadline below.
     monkeypatch.setattr(localcloud.runner, "INIT_TIMEOUT_S", 120.0)
-    code = tmp_path / "glacial"
-    code.mkdir()
-    (code / "app.py").write_text("import time\ntime.sleep(60)\ndef handler(event, context):\n    return 'ok'\n")
-    r = LambdaRunner({"glacial": FunctionSpec("glacial", "arn", "app.handler", code, {}, 2, 128, None)},
-                     "http://127.0.0.1:1", "us-east-1", log_dir=tmp_path / "logs", prewarm=False)
-    r.start()
+    r = slow_init_runner(tmp_path, "glacial", init_s=60, timeout_s=2)
     pool = r._pools["glacial"]
     caller = threading.Thread(target=lambda: r.invoke("glacial", {}), daemon=True)
     caller.start()  # starts a worker in the background, which sits in its 60 s init
