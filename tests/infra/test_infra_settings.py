@@ -238,3 +238,11 @@ def test_readme_lists_every_key_and_every_alarm() -> None:
         assert f"| `iot-ingest:{key}` |" in readme, key
     for alarm_id in ALARM_IDS:
         assert f"| `{alarm_id}` |" in readme, alarm_id
+
+
+def test_put_reserve_matches_the_ingest_client_bounds() -> None:
+    """settings/ may not import handlers/, so the reserve is written twice; this keeps the two in step."""
+    from handlers.telemetry.kinesis_put import CALL_MAX_S
+    from settings.parse import PUT_RESERVE_S
+
+    assert PUT_RESERVE_S == CALL_MAX_S + 1  # one last call after the budget, then a second to answer
