@@ -417,8 +417,16 @@ class StreamPoller:
         }
 
     def _discard(self, records: list[StreamRecord], condition: str, invokes: int, result: Any | None) -> None:
-        self._count("records_discarded", len(records))
-        self._count("batches_discarded")
+        # Counted only once the destination step is over, so that anyone who sees the count
+        # (tests, `serve`'s stats) can also find the invocation record in the destination.
+        try:
+            self._deliver_discarded(records, condition, invokes, result)
+        finally:
+            self._count("records_discarded", len(records))
+            self._count("batches_discarded")
+
+    def _deliver_discarded(self, records: list[StreamRecord], condition: str, invokes: int,
+                           result: Any | None) -> None:
         body = json.dumps(self.invocation_record(records, condition, invokes, result))
         target = self.mapping.on_failure_arn or ""
         try:

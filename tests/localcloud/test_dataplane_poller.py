@@ -199,6 +199,30 @@ def test_report_batch_item_failures_checkpoint(setup: Callable[..., dict[str, An
     assert info["batchSize"] == 3
 
 
+def test_discard_is_counted_only_after_the_destination_has_the_record(
+        setup: Callable[..., dict[str, Any]]) -> None:
+    """A reader who sees ``batches_discarded`` go up must find the record in the destination
+    (CI once read an empty queue: the count used to go up before SendMessage)."""
+    ctx = setup(batch_size=1, max_retry_attempts=0)
+    poller: StreamPoller = ctx["poller"]
+    counts_at_send: list[int] = []
+
+    class Recording:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def send_message(self, **kwargs: Any) -> Any:
+            counts_at_send.append(poller.stats["batches_discarded"])
+            return self.real.send_message(**kwargs)
+
+    poller._sqs = Recording(poller._sqs)
+    put(ctx, ["poison-1"])
+    poller.start()
+    wait_for(lambda: poller.stats["batches_discarded"] == 1)
+    assert counts_at_send == [0]
+    assert [r["KinesisBatchInfo"]["batchSize"] for r in dlq(ctx)] == [1]
+
+
 def test_null_identifier_fails_whole_batch_and_list_ignored_without_flag(
         setup: Callable[..., dict[str, Any]]) -> None:
     ctx = setup(batch_size=3, bisect_on_error=False, max_retry_attempts=0)
