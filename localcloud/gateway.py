@@ -34,7 +34,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import apigw_events as ev
 from .model import ApiSpec, AuthorizerSpec, FunctionSpec
@@ -156,7 +156,8 @@ class Gateway:
 
     def __init__(self, api: ApiSpec, runner: LambdaRunner, functions: dict[str, FunctionSpec], *,
                  region: str, host: str = "127.0.0.1", port: int = 0, sink: MetricSink | None = None,
-                 log_dir: Path | None = None, account_id: str = ACCOUNT_ID) -> None:
+                 log_dir: Path | None = None, account_id: str = ACCOUNT_ID,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         _check_supported(api)
         self.api = api
         self.runner = runner
@@ -164,10 +165,10 @@ class Gateway:
         self.region = region
         self.account_id = account_id
         self.sink = sink or NullSink()
-        self.cache = AuthorizerCache()
+        self.cache = AuthorizerCache(clock)
         self.bucket: TokenBucket | None = None
         if api.throttle_burst is not None or api.throttle_rate is not None:
-            self.bucket = TokenBucket(api.throttle_rate or 0.0, api.throttle_burst or 0)
+            self.bucket = TokenBucket(api.throttle_rate or 0.0, api.throttle_burst or 0, clock)
         self.access_log = AccessLog((log_dir or default_log_dir()) / "access.log", api.access_log_format)
         self._dims = {"ApiId": api.api_id, "Stage": api.stage}
         self._connections: set[socket.socket] = set()

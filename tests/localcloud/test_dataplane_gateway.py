@@ -204,24 +204,23 @@ def test_stage_throttle_429_at_burst_then_rate(tmp_path: Path) -> None:
     (code / "app.py").write_text(APP)
     functions = {"app": FunctionSpec("app", "arn:app", "app.handler", code, {}, 5, 128, None)}
     api = ApiSpec("api2", "t", "$default", (RouteSpec("GET /health", "app", "2.0", 30000),),
-                  throttle_burst=5, throttle_rate=0.1)  # one token per 10 s: 9 requests see no refill
-    # even on a loaded CI machine (they would have to take ~10 s to get one)
+                  throttle_burst=5, throttle_rate=0.5)  # one token per 2 s
+    # The stage's clock stands still unless the test moves it, so a slow machine cannot refill
+    # a token between requests and the refill needs no real 10 s wait.
+    now = [1000.0]
     runner = LambdaRunner(functions, "http://127.0.0.1:1", "us-east-1", log_dir=tmp_path / "logs")
     runner.start()
-    gw = Gateway(api, runner, functions, region="us-east-1", log_dir=tmp_path / "logs")
+    gw = Gateway(api, runner, functions, region="us-east-1", log_dir=tmp_path / "logs", clock=lambda: now[0])
     gw.start()
     try:
         statuses = [request(gw, "GET", "/health?mode=ok")[0] for _ in range(8)]
-        assert statuses[:5] == [200] * 5 and 429 in statuses[5:]
+        assert statuses == [200] * 5 + [429] * 3
         status, _, body = request(gw, "GET", "/health?mode=ok")
         assert (status, json.loads(body)) == (429, {"message": "Too Many Requests"})
-        # The rate refills a token (<= 10 s); poll with a generous deadline rather than a fixed
-        # sleep (a 429 takes no token, so polling does not delay the refill).
-        deadline, status = time.monotonic() + 60, 429
-        while status == 429 and time.monotonic() < deadline:
-            time.sleep(0.1)
-            status = request(gw, "GET", "/health?mode=ok")[0]
-        assert status == 200
+        now[0] += 1.5  # 0.75 of a token (steps exact in binary floating point)
+        assert request(gw, "GET", "/health?mode=ok")[0] == 429
+        now[0] += 0.5  # 2 s at 0.5/s: exactly one token, and a 429 never took one
+        assert [request(gw, "GET", "/health?mode=ok")[0] for _ in range(2)] == [200, 429]
     finally:
         gw.stop()
         runner.stop()
