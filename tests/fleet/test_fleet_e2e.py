@@ -19,7 +19,7 @@ def test_tiny_fleet_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         config = FleetConfig(
             api_url=cloud.api_url, endpoint_url=cloud.endpoint_url, region=cloud.stack.region,
             readings_table=outputs["readingsTableName"], devices_table=outputs["devicesTableName"],
-            stack_file=cloud.stack_file, devices=5, duration=3.0, rate=15.0, misbehaving=0.2,
+            stack_file=cloud.stack_file, devices=5, duration=1.5, rate=15.0, misbehaving=0.2,
             progress=False, seed=5, drain_timeout=30.0,
         ).validate()
         rep = run(config, before_alarm_check=cloud.dataplane.monitor.evaluate_alarms)
