@@ -83,7 +83,8 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     api = ApiSpec(api_id="api1", name="t", stage="$default", routes=(
         RouteSpec("POST /v1/telemetry", "app", "2.0", 30000, authorizer),
         RouteSpec("GET /health", "app", "2.0", 30000),
-        RouteSpec("GET /items/{id}", "app", "2.0", 1000),
+        RouteSpec("GET /items/{id}", "app", "2.0", 30000),
+        RouteSpec("GET /slow/{id}", "app", "2.0", 1000),  # only for the 504: a success never waits on 1 s
     ), throttle_burst=None, throttle_rate=None, access_log_group="/aws/apigw/t", access_log_format=FORMAT)
     sink = RecordingSink()
     runner = LambdaRunner(functions, "http://127.0.0.1:1", "us-east-1", sink=sink, log_dir=tmp / "logs")
@@ -177,7 +178,7 @@ def test_response_mapping_rules(env: dict[str, Any]) -> None:
     assert request(gw, "GET", "/health?mode=bad")[0] == 500
     status, _, body = request(gw, "GET", "/health?mode=fail")
     assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
-    status, _, body = request(gw, "GET", "/items/1?mode=slow")  # route timeout 1 s < function timeout 5 s
+    status, _, body = request(gw, "GET", "/slow/1?mode=slow")  # route timeout 1 s < function timeout 5 s
     assert status == 504
     status, _, body = request(gw, "GET", "/nowhere")
     assert (status, json.loads(body)) == (404, {"message": "Not Found"})
