@@ -30,6 +30,10 @@ ALARM_IDS: Final[tuple[str, ...]] = (
     "dlq-messages-visible",
 )
 
+#: The alarms whose statistic is a percentile (see components/alarms/defaults.py, which checks
+#: this list at import): only they take ``evaluateLowSampleCountPercentiles``.
+PERCENTILE_ALARM_IDS: Final[tuple[str, ...]] = ("api-latency-p99",)
+
 #: Override field -> human description of what is allowed.
 OVERRIDE_FIELDS: Final[dict[str, str]] = {
     "threshold": "a number",
@@ -38,6 +42,10 @@ OVERRIDE_FIELDS: Final[dict[str, str]] = {
     "datapointsToAlarm": "an integer from 1 to evaluationPeriods",
     "treatMissingData": "one of breaching, notBreaching, ignore, missing",
     "enabled": "true or false (false: the alarm still exists but its actions are disabled)",
+    "evaluateLowSampleCountPercentiles": "evaluate or ignore, on a percentile alarm only ("
+                                         + ", ".join(PERCENTILE_ALARM_IDS) + ")",
 }
+
+LOW_SAMPLE_COUNT_PERCENTILES: Final = ("evaluate", "ignore")
 
 TREAT_MISSING_DATA: Final = ("breaching", "notBreaching", "ignore", "missing")

@@ -81,6 +81,7 @@ class AlarmOverride:
     datapoints_to_alarm: int | None = None
     treat_missing_data: str | None = None
     enabled: bool | None = None
+    evaluate_low_sample_count_percentiles: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .alarm_catalog import ALARM_IDS, OVERRIDE_FIELDS, TREAT_MISSING_DATA
+from .alarm_catalog import (ALARM_IDS, LOW_SAMPLE_COUNT_PERCENTILES, OVERRIDE_FIELDS, PERCENTILE_ALARM_IDS,
+                            TREAT_MISSING_DATA)
 from .defaults import DEFAULTS, PROJECT, powertools_layer_arn
 from .errors import SettingsError
 from .model import (
@@ -287,10 +288,17 @@ def _override(r: _Reader, alarm_id: str, fields: Any) -> AlarmOverride | None:
     if enabled is not None and not isinstance(enabled, bool):
         r.fail(key, f"entry {alarm_id!r} field 'enabled' must be {OVERRIDE_FIELDS['enabled']}, got {enabled!r}")
         enabled = None
+    low_sample = fields.get("evaluateLowSampleCountPercentiles")
+    if low_sample is not None and (low_sample not in LOW_SAMPLE_COUNT_PERCENTILES
+                                   or alarm_id not in PERCENTILE_ALARM_IDS):
+        field_name = "evaluateLowSampleCountPercentiles"
+        r.fail(key, f"entry {alarm_id!r} field {field_name!r} must be {OVERRIDE_FIELDS[field_name]}, got {low_sample!r}")
+        low_sample = None
     if not ok:
         return None
     return AlarmOverride(threshold=threshold, period=period, evaluation_periods=evaluation,
-                         datapoints_to_alarm=datapoints, treat_missing_data=missing, enabled=enabled)
+                         datapoints_to_alarm=datapoints, treat_missing_data=missing, enabled=enabled,
+                         evaluate_low_sample_count_percentiles=low_sample)
 
 
 def _alarms(r: _Reader) -> AlarmSettings:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from settings.alarm_catalog import ALARM_IDS, FUNCTION_ROLES
+from settings.alarm_catalog import ALARM_IDS, FUNCTION_ROLES, PERCENTILE_ALARM_IDS
 
 GT = "GreaterThanThreshold"
 GE = "GreaterThanOrEqualToThreshold"
@@ -30,6 +30,8 @@ class AlarmDefault:
     statistic: str | None = None
     extended_statistic: str | None = None  # e.g. "p99"; exclusive with statistic
     threshold_is_timeout_fraction: bool = False
+    # percentile alarms only: "ignore" keeps the state through periods with too few samples
+    evaluate_low_sample_count_percentiles: str | None = None
 
 
 def _function_defaults(role: str) -> dict[str, AlarmDefault]:
@@ -54,8 +56,10 @@ ALARM_DEFAULTS: Final[dict[str, AlarmDefault]] = {
         100, 60, 5, 3, GE, "notBreaching", statistic="Sum",
         rationale="4xx include 429 throttles and rejected devices; a sustained burst means misconfigured devices or the throttle set too low."),
     "api-latency-p99": AlarmDefault(
-        2000, 60, 5, 3, GT, "notBreaching", extended_statistic="p99",
-        rationale="Devices hold a connection per request; a p99 above 2 s backs up fleets on slow links."),
+        2000, 60, 5, 3, GT, "notBreaching", extended_statistic="p99", evaluate_low_sample_count_percentiles="ignore",
+        rationale="Devices hold a connection per request; a p99 above 2 s backs up fleets on slow links. "
+                  "A minute with fewer than 1,000 requests is ignored: its p99 is just its slowest request "
+                  "(one cold start), and the duration alarms still watch each function."),
     **{k: v for role in FUNCTION_ROLES for k, v in _function_defaults(role).items()},
     "processor-iterator-age": AlarmDefault(
         120_000, 60, 5, 3, GT, "notBreaching", statistic="Maximum",
@@ -102,3 +106,5 @@ if set(ALARM_DEFAULTS) != set(ALARM_IDS):  # pragma: no cover - guards against d
     raise RuntimeError(
         f"alarm defaults and settings.alarm_catalog disagree: "
         f"{sorted(set(ALARM_DEFAULTS) ^ set(ALARM_IDS))}")
+if {k for k, d in ALARM_DEFAULTS.items() if d.extended_statistic} != set(PERCENTILE_ALARM_IDS):  # pragma: no cover
+    raise RuntimeError("settings.alarm_catalog.PERCENTILE_ALARM_IDS must list exactly the percentile alarms")

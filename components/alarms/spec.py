@@ -33,6 +33,7 @@ class Tuning:
     statistic: str | None
     extended_statistic: str | None
     enabled: bool
+    evaluate_low_sample_count_percentiles: str | None = None
 
 
 def tuning(spec: AlarmSpec, override: AlarmOverride | None) -> Tuning:
@@ -56,6 +57,8 @@ def tuning(spec: AlarmSpec, override: AlarmOverride | None) -> Tuning:
         statistic=d.statistic,
         extended_statistic=d.extended_statistic,
         enabled=True if o.enabled is None else o.enabled,
+        evaluate_low_sample_count_percentiles=(o.evaluate_low_sample_count_percentiles
+                                               or d.evaluate_low_sample_count_percentiles),
     )
 
 
@@ -72,6 +75,8 @@ def metric_alarm(parent: pulumi.Resource, base_name: str, physical_prefix: str, 
         dimensions=dict(spec.dimensions),
         statistic=t.statistic,
         extended_statistic=t.extended_statistic,
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/percentiles-with-low-samples.html
+        evaluate_low_sample_count_percentiles=t.evaluate_low_sample_count_percentiles,
         period=t.period,
         evaluation_periods=t.evaluation_periods,
         datapoints_to_alarm=t.datapoints_to_alarm,

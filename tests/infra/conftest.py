@@ -35,6 +35,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any] | None]] = {
             "stream-iterator-age": {"evaluationPeriods": 1},  # below the default 3 datapoints
             "processor-duration": {"threshold": 30000},
             "api-5xx": {"enabled": False},
+            "api-latency-p99": {"evaluateLowSampleCountPercentiles": "evaluate"},
         },
     }),
 }

@@ -421,7 +421,8 @@ def test_every_alarm_notifies_the_topic_on_alarm_and_ok(any_graph: Graph) -> Non
 
 
 TUNING_FIELDS = ("threshold", "period", "evaluationPeriods", "datapointsToAlarm", "comparisonOperator",
-                 "statistic", "extendedStatistic", "treatMissingData", "actionsEnabled")
+                 "statistic", "extendedStatistic", "treatMissingData", "actionsEnabled",
+                 "evaluateLowSampleCountPercentiles")
 
 
 def expected_tuning(g: Graph) -> dict[str, dict[str, Any]]:
@@ -453,6 +454,8 @@ def expected_tuning(g: Graph) -> dict[str, dict[str, Any]]:
             "extendedStatistic": d.extended_statistic,
             "treatMissingData": o.get("treatMissingData", d.treat_missing_data),
             "actionsEnabled": o.get("enabled", True),
+            "evaluateLowSampleCountPercentiles": o.get("evaluateLowSampleCountPercentiles",
+                                                       d.evaluate_low_sample_count_percentiles),
         }
     return out
 
@@ -477,8 +480,10 @@ TUNING_LITERALS: dict[str, dict[str, dict[str, Any]]] = {
     "dev": {
         "api-4xx": {"threshold": 100, "period": 60, "evaluationPeriods": 5, "datapointsToAlarm": 3, "statistic": "Sum"},
         "api-latency-p99": {"threshold": 2000, "comparisonOperator": "GreaterThanThreshold",
-                            "extendedStatistic": "p99", "statistic": None},
-        "api-5xx": {"threshold": 5, "comparisonOperator": "GreaterThanOrEqualToThreshold", "actionsEnabled": True},
+                            "extendedStatistic": "p99", "statistic": None,
+                            "evaluateLowSampleCountPercentiles": "ignore"},
+        "api-5xx": {"threshold": 5, "comparisonOperator": "GreaterThanOrEqualToThreshold", "actionsEnabled": True,
+                    "evaluateLowSampleCountPercentiles": None},
         "authorizer-duration": {"threshold": 4000, "statistic": "Maximum"},
         "ingest-duration": {"threshold": 8000},
         "processor-duration": {"threshold": 0.8 * 60_000, "comparisonOperator": "GreaterThanThreshold",
@@ -492,7 +497,8 @@ TUNING_LITERALS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "prod": {
         "api-4xx": {"threshold": 500, "period": 60, "evaluationPeriods": 5, "datapointsToAlarm": 3},
-        "api-latency-p99": {"threshold": 1500, "extendedStatistic": "p99"},
+        "api-latency-p99": {"threshold": 1500, "extendedStatistic": "p99",
+                            "evaluateLowSampleCountPercentiles": "ignore"},
         "api-5xx": {"threshold": 5},
         "processor-duration": {"threshold": 0.8 * 120_000},
         "ingest-duration": {"threshold": 8000},
@@ -505,6 +511,7 @@ TUNING_LITERALS: dict[str, dict[str, dict[str, Any]]] = {
         "processor-duration": {"threshold": 30_000, "comparisonOperator": "GreaterThanThreshold"},
         "api-5xx": {"threshold": 5, "actionsEnabled": False},
         "api-4xx": {"threshold": 100, "actionsEnabled": True},
+        "api-latency-p99": {"threshold": 2000, "evaluateLowSampleCountPercentiles": "evaluate"},
         "dlq-messages-visible": {"threshold": 1, "period": 300, "statistic": "Maximum"},
     },
 }

@@ -114,10 +114,22 @@ def test_unknown_alarm_override_id_lists_allowed_ids() -> None:
     ({"datapointsToAlarm": 5}, "'datapointsToAlarm' needs 'evaluationPeriods' in the same entry"),
     ({"treatMissingData": "zero"}, "breaching, notBreaching, ignore, missing"),
     ({"enabled": "no"}, "field 'enabled' must be true or false"),
+    # ingest-errors is a Sum alarm: CloudWatch uses the setting only for percentiles
+    ({"evaluateLowSampleCountPercentiles": "ignore"}, "must be evaluate or ignore, on a percentile alarm only "
+                                                      "(api-latency-p99), got 'ignore'"),
 ])
 def test_bad_alarm_override_field_is_rejected(fields: dict[str, object], fragment: str) -> None:
     (msg,) = problems({"alarmOverrides": json.dumps({"ingest-errors": fields})})
     assert msg.startswith("iot-ingest:alarmOverrides entry 'ingest-errors'") and fragment in msg, msg
+
+
+def test_low_sample_count_setting_takes_only_evaluate_or_ignore() -> None:
+    (msg,) = problems({"alarmOverrides": json.dumps({"api-latency-p99": {"evaluateLowSampleCountPercentiles": "skip"}})})
+    assert msg == ("iot-ingest:alarmOverrides entry 'api-latency-p99' field 'evaluateLowSampleCountPercentiles' "
+                   "must be evaluate or ignore, on a percentile alarm only (api-latency-p99), got 'skip'")
+    ok = parse_settings({"alarmOverrides": json.dumps({"api-latency-p99": {"evaluateLowSampleCountPercentiles":
+                                                                           "evaluate"}})}, "us-east-1")
+    assert ok.alarms.overrides["api-latency-p99"].evaluate_low_sample_count_percentiles == "evaluate"
 
 
 def test_all_problems_are_reported_together() -> None:
