@@ -71,6 +71,26 @@ def statistic(name: str, samples: Sequence[float]) -> float | None:
     raise UnsupportedAlarm(f"unknown statistic {name!r}")
 
 
+def low_sample_minimum(name: str) -> int | None:
+    """Fewest samples a period needs before an alarm with EvaluateLowSampleCountPercentile
+    ``ignore`` lets its percentile change the state; None if the statistic has no minimum.
+
+    CloudWatch: 10/(1-p) for p in [0.5, 1), 10/p for p in (0, 0.5), so p99 needs 1,000
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/percentiles-with-low-samples.html).
+    """
+    if not name.startswith("p"):
+        return None
+    try:
+        p = float(name[1:]) / 100
+    except ValueError:
+        return None
+    if 0.5 <= p < 1:
+        return math.ceil(round(10 / (1 - p), 6))
+    if 0 < p < 0.5:
+        return math.ceil(round(10 / p, 6))
+    return None
+
+
 @dataclass(frozen=True)
 class Decision:
     state: str

@@ -21,7 +21,10 @@ section 1). Periods are the declared ones, multiplied by ``time_scale``
 (default 1; end-to-end tests and demos use e.g. 0.02 so a 60 s period lasts
 1.2 s). Unit tests make an alarm fire without waiting by calling
 ``put(..., timestamp=...)`` inside the evaluation range, or by passing a
-``now`` of their choosing. SQS queue depth (AWS/SQS) is sampled from the
+``now`` of their choosing. A percentile alarm with EvaluateLowSampleCountPercentile
+``ignore`` keeps its state while its newest period has fewer samples than CloudWatch's
+minimum (``alarms.low_sample_minimum``; with a time scale, the count a full period would
+have at the same rate). SQS queue depth (AWS/SQS) is sampled from the
 emulator at each evaluation for the queues in ``queue_urls``. Metric-math and anomaly-detection
 alarms are skipped (logged), because nothing in this project declares them.
 """
@@ -247,8 +250,8 @@ class Monitor:
             found.extend(page.get("MetricAlarms", []))
         return found
 
-    def period_values(self, alarm: dict[str, Any], now: float) -> list[float | None]:
-        """The alarm statistic for each of its last N periods, oldest first."""
+    def periods(self, alarm: dict[str, Any], now: float) -> list[tuple[float | None, int]]:
+        """(statistic, sample count) for each of the alarm's last N periods, oldest first."""
         if not alarm.get("MetricName") or alarm.get("Metrics"):
             raise alarms.UnsupportedAlarm("metric math alarms are not evaluated locally")
         period = float(alarm["Period"]) * self.time_scale
@@ -257,21 +260,30 @@ class Monitor:
         # scale below 1 (demos and tests) the windows are fractions of a second, so keep them exact.
         end = int(now) + 1 if self.time_scale == 1.0 else now
         dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
-        values: list[float | None] = []
+        values: list[tuple[float | None, int]] = []
         for i in range(n - 1, -1, -1):
             w_end = end - i * period
             w_start = w_end - period
             agg, raw = self.window(alarm["Namespace"], alarm["MetricName"], dims, w_start, w_end)
             if self.time_scale != 1.0:
                 agg = [float(len(raw)), sum(raw), min(raw), max(raw)] if raw else []
+            count = int(agg[0]) if agg else 0
             if alarm.get("ExtendedStatistic"):
-                values.append(alarms.statistic(alarm["ExtendedStatistic"], raw))
+                values.append((alarms.statistic(alarm["ExtendedStatistic"], raw), len(raw)))
             else:
-                values.append(_from_aggregate(alarm["Statistic"], agg))
+                values.append((_from_aggregate(alarm["Statistic"], agg), count))
         return values
 
     def _evaluate_one(self, alarm: dict[str, Any], now: float) -> dict[str, Any] | None:
-        values = self.period_values(alarm, now)
+        periods = self.periods(alarm, now)
+        values = [value for value, _ in periods]
+        minimum = alarms.low_sample_minimum(alarm.get("ExtendedStatistic") or "")
+        if minimum is not None and alarm.get("EvaluateLowSampleCountPercentile") == "ignore":
+            # A scaled period (time_scale < 1) sees that fraction of a real period's requests:
+            # compare the count a real period would have at the same rate.
+            newest = (periods[-1][1] if periods else 0) / self.time_scale
+            if 0 < newest < minimum:
+                return None  # too few samples for this percentile: the state does not change
         n = int(alarm["EvaluationPeriods"])
         decision = alarms.decide(
             values, threshold=float(alarm["Threshold"]), operator=alarm["ComparisonOperator"],

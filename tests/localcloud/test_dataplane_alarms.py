@@ -128,6 +128,57 @@ def test_percentile_alarm_uses_raw_samples(endpoint: str) -> None:
     assert mine(monitor.evaluate_alarms(), "-t2") == {"latency-p99-t2": "ALARM"}
 
 
+def test_low_sample_minimum_follows_cloudwatch() -> None:
+    assert [alarms.low_sample_minimum(p) for p in ("p99", "p90", "p50", "p99.9", "p10", "p25")] == \
+        [1000, 100, 20, 10000, 100, 40]
+    assert [alarms.low_sample_minimum(s) for s in ("p100", "p0", "Maximum", "pxx")] == [None, None, None, None]
+
+
+def test_percentile_alarm_ignoring_low_samples_keeps_its_state(endpoint: str) -> None:
+    """EvaluateLowSampleCountPercentile=ignore: a p90 period with fewer than 100 samples does not
+    change the state; from 100 samples on it is evaluated. The same alarm set to evaluate acts at once."""
+    cw = client("cloudwatch", endpoint)
+    dims = [{"Name": "ApiId", "Value": "api-t6"}, {"Name": "Stage", "Value": "$default"}]
+    for name, mode in (("p90-ignore-t6", "ignore"), ("p90-evaluate-t6", "evaluate")):
+        cw.put_metric_alarm(AlarmName=name, Namespace="AWS/ApiGateway", MetricName="Latency", Dimensions=dims,
+                            ExtendedStatistic="p90", Period=60, EvaluationPeriods=1, Threshold=500,
+                            ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching",
+                            EvaluateLowSampleCountPercentile=mode)
+    assert cw.describe_alarms(AlarmNames=["p90-ignore-t6"])["MetricAlarms"][0][
+        "EvaluateLowSampleCountPercentile"] == "ignore"  # what the monitor reads back
+    def state() -> str:
+        return cw.describe_alarms(AlarmNames=["p90-ignore-t6"])["MetricAlarms"][0]["StateValue"]
+
+    initial = state()  # the emulator starts alarms in OK, AWS in INSUFFICIENT_DATA
+    monitor = Monitor(endpoint, "us-east-1")
+    latency = {"ApiId": "api-t6", "Stage": "$default"}
+    for _ in range(99):
+        monitor.put("AWS/ApiGateway", "Latency", latency, 900.0, "Milliseconds")
+    first = mine(monitor.evaluate_alarms(), "-t6")
+    assert first == {"p90-evaluate-t6": "ALARM"}  # 99 slow samples: only the evaluating alarm acts
+    assert state() == initial != "ALARM"
+    monitor.put("AWS/ApiGateway", "Latency", latency, 900.0, "Milliseconds")  # the 100th sample
+    assert mine(monitor.evaluate_alarms(), "-t6") == {"p90-ignore-t6": "ALARM"}
+
+
+def test_low_sample_count_is_judged_at_the_real_period_rate_under_a_time_scale(endpoint: str) -> None:
+    """At time_scale 0.1 a 60 s period lasts 6 s and sees a tenth of the requests: 9 samples stand
+    for 90 in a real minute (too few for p90), 10 for 100 (enough)."""
+    cw = client("cloudwatch", endpoint)
+    cw.put_metric_alarm(AlarmName="p90-scaled-t7", Namespace="AWS/ApiGateway", MetricName="Latency",
+                        Dimensions=[{"Name": "ApiId", "Value": "api-t7"}, {"Name": "Stage", "Value": "$default"}],
+                        ExtendedStatistic="p90", Period=60, EvaluationPeriods=1, Threshold=500,
+                        ComparisonOperator="GreaterThanThreshold", EvaluateLowSampleCountPercentile="ignore")
+    monitor = Monitor(endpoint, "us-east-1", time_scale=0.1)
+    latency = {"ApiId": "api-t7", "Stage": "$default"}
+    now = time.time()
+    for _ in range(9):
+        monitor.put("AWS/ApiGateway", "Latency", latency, 900.0, "Milliseconds", timestamp=now - 1)
+    assert mine(monitor.evaluate_alarms(now=now), "-t7") == {}
+    monitor.put("AWS/ApiGateway", "Latency", latency, 900.0, "Milliseconds", timestamp=now - 1)
+    assert mine(monitor.evaluate_alarms(now=now), "-t7") == {"p90-scaled-t7": "ALARM"}
+
+
 def test_exact_dimensions_backdated_samples_and_statistic_set_flush(endpoint: str) -> None:
     cw = client("cloudwatch", endpoint)
     both = [{"Name": "TableName", "Value": "t3"}, {"Name": "Operation", "Value": "BatchWriteItem"}]

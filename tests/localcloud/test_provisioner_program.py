@@ -135,6 +135,7 @@ def test_dev_alarms_dashboard_topic_and_dlq(dev: tuple[Emulator, ProvisionedStac
     assert {d["Name"]: d["Value"] for d in api_5xx["Dimensions"]}.get("ApiId") == out["apiId"]
     p99 = next(a for a in alarms if a["AlarmName"].endswith("-api-latency-p99"))
     assert p99.get("ExtendedStatistic") == "p99" and "Statistic" not in p99
+    assert p99["EvaluateLowSampleCountPercentile"] == "ignore"  # what the local monitor honours
     assert all(a["TreatMissingData"] in ("breaching", "notBreaching", "ignore", "missing") for a in alarms)
     body = json.loads(emu.client("cloudwatch").get_dashboard(DashboardName=out["dashboardName"])["DashboardBody"])
     assert body["widgets"]
