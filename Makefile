@@ -22,7 +22,7 @@ $(STAMP): requirements.txt requirements-lambda.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
-	$(PY) -m compileall -q -j 0 $(VENV)/lib >/dev/null
+	$(PY) -m compileall -q -j 0 $(VENV)/lib
 	touch $(STAMP)
 
 test: $(STAMP)
