@@ -267,11 +267,10 @@ class Monitor:
             agg, raw = self.window(alarm["Namespace"], alarm["MetricName"], dims, w_start, w_end)
             if self.time_scale != 1.0:
                 agg = [float(len(raw)), sum(raw), min(raw), max(raw)] if raw else []
-            count = int(agg[0]) if agg else 0
             if alarm.get("ExtendedStatistic"):
                 values.append((alarms.statistic(alarm["ExtendedStatistic"], raw), len(raw)))
             else:
-                values.append((_from_aggregate(alarm["Statistic"], agg), count))
+                values.append((_from_aggregate(alarm["Statistic"], agg), int(agg[0]) if agg else 0))
         return values
 
     def _evaluate_one(self, alarm: dict[str, Any], now: float) -> dict[str, Any] | None:
