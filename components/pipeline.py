@@ -94,7 +94,7 @@ class IngestPipeline(pulumi.ComponentResource):
             mapping=s.processor,
         ), opts=child)
 
-        self.function_names: dict[str, pulumi.Output[str]] = {
+        self.function_names: dict[str, pulumi.Input[str]] = {
             "authorizer": self.authorizer.name,
             "ingest": self.ingest.name,
             "processor": self.processor.function.name,

@@ -30,10 +30,11 @@ def demo(args: argparse.Namespace) -> int:
         print(f"starting the local cloud (stack {args.stack}) ...", flush=True)
         try:
             cloud.start()
-        except Exception as exc:  # unknown stack, program error, emulator or port trouble: say it plainly
+        except Exception as exc:  # noqa: BLE001 - unknown stack, program error, emulator or port trouble: say it plainly
             print(f"fleet demo: the local cloud did not start: {type(exc).__name__}: {exc}", file=sys.stderr)
             return EXIT_NO_SERVICE
         print(f"local cloud up in {time.monotonic() - began:.1f} s: {cloud.api_url}", flush=True)
+        assert cloud.stack is not None  # start() returned, so the stack is provisioned
         outputs = cloud.stack.outputs
         stack_file: Path = cloud.stack_file
         config = config_from_args(

@@ -127,7 +127,7 @@ class ReadingsTable:
             return None
         try:
             return self.latest(device_ids)
-        except Exception as exc:  # missing table, no permission: fall back for the rest of the run
+        except Exception as exc:  # noqa: BLE001 - missing table, no permission: fall back for the rest of the run
             self.signal_error = f"{type(exc).__name__}: {exc}"
             self._devices_table = None
             return None

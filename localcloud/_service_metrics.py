@@ -137,7 +137,7 @@ def install() -> None:
 
     if boto3.DEFAULT_SESSION is None:
         boto3.setup_default_session()
-    events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+    events = boto3.DEFAULT_SESSION.events
     events.register("before-parameter-build.kinesis", _before_call)
     events.register("before-parameter-build.dynamodb", _before_call)
     events.register("response-received.kinesis", _kinesis)

@@ -61,7 +61,7 @@ def _error(exc: BaseException) -> dict[str, Any]:
 def serve(requests: TextIO, responses: TextIO) -> None:
     """Loop until stdin closes: the runner closes it to retire the environment."""
     sys.path.insert(0, os.getcwd())
-    handler = None
+    handler: Any = None
     init_error: dict[str, Any] | None = None
     try:
         handler = _load_handler(os.environ["_HANDLER"])
@@ -98,13 +98,13 @@ def serve(requests: TextIO, responses: TextIO) -> None:
 def main() -> None:
     response_fd = int(sys.argv[1])
     if os.environ.get("LOCALCLOUD_SERVICE_METRICS") == "1":
-        import _service_metrics  # from this directory, before it leaves sys.path
+        import _service_metrics  # type: ignore[import-not-found]  # from this directory, before it leaves sys.path
 
         _service_metrics.install()
     # The runner's module path must not shadow handler modules of the same name.
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # stdout is a TextIOWrapper here
     with os.fdopen(response_fd, "w", encoding="utf-8") as responses:
         serve(sys.stdin, responses)
 

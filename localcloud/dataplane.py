@@ -118,5 +118,5 @@ def _quietly(stop: Any) -> None:
     """Stopping must go on even if one part fails to stop cleanly."""
     try:
         stop()
-    except Exception:  # noqa: BLE001
+    except Exception:  # keep stopping the other parts; logged with its trace
         log.warning("error while stopping %r", stop, exc_info=True)

@@ -89,7 +89,7 @@ def warm_up(app: FaultInjector, region: str = DEFAULT_REGION) -> float:
             if service not in dispatcher.app_instances:
                 dispatcher.app_instances[service] = dispatcher.create_app(service)
         try:
-            get_backend(service)[ACCOUNT_ID][region]  # type: ignore[call-overload]
+            get_backend(service)[ACCOUNT_ID][region]  # type: ignore[call-overload]  # moto's backend dict is typed by service literal
         except (KeyError, ValueError):
             pass  # a global service keyed differently (iam: "aws"); its app is warm anyway
     return time.perf_counter() - started

@@ -185,7 +185,7 @@ class Gateway:
     @property
     def url(self) -> str:
         host = self._server.server_address[0]
-        return f"http://{host}:{self.port}"
+        return f"http://{host}:{self.port}"  # type: ignore[str-bytes-safe]  # AF_INET: the host is a str
 
     def start(self) -> None:
         if self._thread is None:
@@ -419,7 +419,7 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             request = request_with(self.rfile.read(length) if length else b"")
             try:
                 response = gateway.handle(request)
-            except Exception:  # noqa: BLE001 - a bug here must still answer like API Gateway does
+            except Exception:  # a bug here must still answer like API Gateway does
                 log.exception("gateway failed on %s %s", self.command, path)
                 response = ev.gateway_error(500, "Internal Server Error")
             self._send(response)
@@ -437,6 +437,6 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(response.body)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815 - http.server dispatches on these names
 
     return Handler

@@ -138,7 +138,7 @@ class Monitor:
             if series is None:
                 series = self._series[series_key] = {}
             _merge(series, second, value)
-            self._totals[key] += value
+            self._totals[key] += value  # type: ignore[assignment]  # Counter sums floats; typeshed types counts as int
             raw = self._raw.get(series_key)
             if raw is None:
                 raw = self._raw[series_key] = collections.deque(maxlen=RAW_MAX_SAMPLES)
@@ -172,7 +172,7 @@ class Monitor:
                 try:
                     self._cw.put_metric_data(Namespace=namespace, MetricData=chunk)
                     sent += len(chunk)
-                except Exception:  # noqa: BLE001 - the emulator may be stopping; count, don't crash
+                except Exception:  # the emulator may be stopping; count, don't crash
                     self.flush_failures += 1
                     log.warning("put_metric_data failed for %s", namespace, exc_info=True)
         return sent
@@ -215,7 +215,7 @@ class Monitor:
                 attrs = self._sqs.get_queue_attributes(
                     QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
                                                   "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-            except Exception:  # noqa: BLE001 - a deleted queue must not stop the evaluation
+            except Exception:  # a deleted queue must not stop the evaluation
                 log.debug("cannot sample %s", url, exc_info=True)
                 continue
             dims = {"QueueName": url.rstrip("/").rsplit("/", 1)[-1]}
@@ -309,7 +309,7 @@ class Monitor:
                 try:
                     self._sns.publish(TopicArn=arn, Subject=subject, Message=json.dumps(message))
                     self.notifications_sent += 1
-                except Exception:  # noqa: BLE001 - a missing topic must not stop the other alarms
+                except Exception:  # a missing topic must not stop the other alarms
                     log.warning("could not notify %s", arn, exc_info=True)
         return message
 
@@ -358,14 +358,14 @@ class Monitor:
         while not self._stop.wait(self.flush_interval_s):
             try:
                 self.flush()
-            except Exception:  # noqa: BLE001 - keep the loop alive
+            except Exception:  # keep the loop alive
                 log.warning("metric flush failed", exc_info=True)
 
     def _eval_loop(self) -> None:
         while not self._stop.wait(self.evaluation_interval_s):
             try:
                 self.evaluate_alarms()
-            except Exception:  # noqa: BLE001 - keep the loop alive
+            except Exception:  # keep the loop alive
                 log.warning("alarm evaluation failed", exc_info=True)
 
     def stop(self) -> None:

@@ -154,7 +154,7 @@ class StreamPoller:
             try:
                 for shard_id in self._list_shards():
                     self._initial[shard_id] = self._iterator(shard_id, None)
-            except Exception:  # noqa: BLE001 - the supervisor retries listing
+            except Exception:  # the supervisor retries listing
                 log.warning("could not open %s at start", self.mapping.stream_name, exc_info=True)
             self._supervisor = threading.Thread(target=self._supervise, daemon=True,
                                                 name=f"esm-{self.mapping.uuid[:8]}")
@@ -182,7 +182,7 @@ class StreamPoller:
                                                   name=f"esm-{self.mapping.stream_name}-{shard_id}")
                         self._threads[shard_id] = thread
                         thread.start()
-            except Exception:  # noqa: BLE001 - emulator hiccup; try again next round
+            except Exception:  # emulator hiccup; try again next round
                 log.warning("list_shards failed for %s", self.mapping.stream_name, exc_info=True)
             self._stop.wait(self.relist_interval_s)
 
@@ -244,7 +244,7 @@ class StreamPoller:
                 if self.observe_stream and "MillisBehindLatest" in response:
                     self.sink.put("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", self._stream_dims,
                                   float(response["MillisBehindLatest"]), "Milliseconds")
-            except Exception:  # noqa: BLE001 - expired iterator or emulator hiccup: re-open after last read
+            except Exception:  # expired iterator or emulator hiccup: re-open after last read
                 log.warning("reading %s/%s failed", self.mapping.stream_name, shard_id, exc_info=True)
                 iterator = None
                 self._stop.wait(0.5)
@@ -439,7 +439,7 @@ class StreamPoller:
                             self.mapping.stream_name, condition)
                 return
             self._count("destination_deliveries")
-        except Exception:  # noqa: BLE001 - as on AWS, a failed delivery is counted and the shard moves on
+        except Exception:  # as on AWS, a failed delivery is counted and the shard moves on
             log.warning("on-failure delivery failed", exc_info=True)
             self.sink.put("AWS/Lambda", "DestinationDeliveryFailures", self._lambda_dims, 1.0, "Count")
             self._count("destination_failures")

@@ -319,7 +319,7 @@ class _FunctionPool:
     def _spawn_in_background(self) -> None:
         try:
             worker = _Worker(self.spec, self.env, self.log)
-        except Exception:  # noqa: BLE001 - e.g. out of processes: the waiters time out or retry
+        except Exception:  # e.g. out of processes: the waiters time out or retry
             log.warning("could not start a worker for %s", self.spec.name, exc_info=True)
             with self.cond:
                 self.spawned -= 1

@@ -149,7 +149,7 @@ def _stream(r: _Reader) -> StreamSettings:
     if key and not _KMS_KEY_ARN.match(key):
         r.fail("streamKmsKeyArn", "must be empty (AWS managed key alias/aws/kinesis) or a KMS key ARN "
                f"arn:aws:kms:<region>:<account>:key/<id>, got {key!r}")
-    return StreamSettings(mode=mode, shard_count=shards, retention_hours=retention,  # type: ignore[arg-type]
+    return StreamSettings(mode=mode, shard_count=shards, retention_hours=retention,  # type: ignore[arg-type]  # mode is one of choice()'s literals
                           kms_key_arn=key or None)
 
 
@@ -211,7 +211,7 @@ def _processor(r: _Reader) -> ProcessorMappingSettings:
         batch_size=r.integer("processorBatchSize", 1, 10000),
         batching_window_s=r.integer("processorBatchingWindowSeconds", 0, 300),
         parallelization_factor=r.integer("processorParallelization", 1, 10),
-        starting_position=r.choice("processorStartingPosition", ("TRIM_HORIZON", "LATEST")),  # type: ignore[arg-type]
+        starting_position=r.choice("processorStartingPosition", ("TRIM_HORIZON", "LATEST")),  # type: ignore[arg-type]  # one of these literals
         # Both finite on purpose (AWS allows -1, "until the record expires"): a poison
         # record must reach the on-failure destination after bounded retries instead
         # of holding its shard for the whole stream retention.

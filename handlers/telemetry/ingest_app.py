@@ -88,7 +88,7 @@ def _telemetry(
     if device_id is None:
         # Only a route deployed without the authorizer gets here: a server bug, not a client error.
         log.error("no authorizer context on the telemetry route; refusing the request")
-        body = {"error": "misconfigured", "message": "request was not authorised", "field": None}
+        body: dict[str, Any] = {"error": "misconfigured", "message": "request was not authorised", "field": None}
         return IngestResult(json_response(500, body), rejected_request=True)
     req_id = request_id(event)
     doc: Any = None

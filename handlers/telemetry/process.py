@@ -50,7 +50,7 @@ class BatchOutcome:
 
 
 def _is_validation_error(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ValidationException"
+    return bool(exc.response.get("Error", {}).get("Code") == "ValidationException")
 
 
 def process_batch(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from .device_keys import is_valid_device_id
 from .validation import Reading, number_problem
@@ -74,7 +74,7 @@ class TelemetryRecord:
     readings: list[Reading]
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

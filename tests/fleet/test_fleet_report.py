@@ -98,7 +98,7 @@ def test_compare_finds_missing_duplicates_rejected_stored_and_corrupted() -> Non
 
 def report(led: Ledger, v: Verification, **kw: object) -> FleetReport:
     return FleetReport(ledger=led, verification=v, devices=2, misbehaving_devices=0, send_seconds=1.0,
-                       planned_requests=led.requests, **kw)  # type: ignore[arg-type]
+                       planned_requests=led.requests, **kw)  # type: ignore[arg-type]  # test overrides of mixed types
 
 
 @pytest.mark.parametrize("items,code", [

@@ -177,11 +177,11 @@ def test_put_and_get_do_not_scan_the_shard() -> None:
     for i in range(1000):
         shard.put_record("k", f"r{i}", None)
 
-    class NoScan(type(shard.records)):  # type: ignore[misc]
+    class NoScan(type(shard.records)):  # type: ignore[misc]  # a dynamic base: the patched records class
         def _scan(self, *_: Any) -> Any:
             raise AssertionError("the whole shard was scanned")
 
-        __iter__ = keys = values = items = __reversed__ = _scan  # type: ignore[assignment]
+        __iter__ = keys = values = items = __reversed__ = _scan  # type: ignore[assignment]  # any scan fails the test
 
     shard.records.__class__ = NoScan
     assert shard.put_record("k", "new", None) == "1001"
@@ -288,7 +288,7 @@ def test_concurrent_update_item_loses_no_update(apply_fixes: bool, monkeypatch: 
 
     validator_cls = dynamodb_models.UpdateExpressionValidator
 
-    class SlowValidator(validator_cls):  # type: ignore[misc, valid-type]
+    class SlowValidator(validator_cls):  # type: ignore[misc, valid-type]  # a dynamic base: fastjsonschema's class
         def validate(self, *args: Any, **kwargs: Any) -> Any:
             result = super().validate(*args, **kwargs)
             time.sleep(0.002)  # the window in which another request thread runs
