@@ -180,7 +180,7 @@ def test_function_runtime_code_layer_and_settings(graph: Graph, role: str) -> No
     assert f["name"] == f"iot-ingest-{graph.stack}-{role}"
     assert (f["runtime"], f["architectures"], f["handler"]) == ("python3.12", ["arm64"], f"{role}.handler")
     assert f["tracingConfig"] == {"mode": "Active"}
-    assert f["code"] == {"__fileArchive": graph.code_dir}
+    assert f["code"] == {"__fileArchive": graph.code_archive}
     assert f["layers"] == [graph.settings().functions.powertools_layer_arn]
     assert (f["memorySize"], f["timeout"], f["reservedConcurrentExecutions"]) == (
         s.memory_mb, s.timeout_s, s.reserved_concurrency)
