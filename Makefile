@@ -5,10 +5,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: help venv check test test-unit test-e2e demo serve bench bench-cold clean
+.PHONY: help venv check policy test test-unit test-e2e demo serve bench bench-cold clean
 
 help:
 	@echo "make check   - ruff and mypy (config in pyproject.toml); every noqa / type: ignore must name its rule and say why"
+	@echo "make policy  - the CrossGuard pack (policy/) against the mock-run graph of STACK=dev|prod, offline"
 	@echo "make test    - unit tests (Pulumi mocks, handlers on moto) and local-cloud end-to-end tests"
 	@echo "make demo    - local cloud + simulated fleet, prints a report (exit 0 only if nothing was lost)"
 	@echo "make serve   - run the local cloud in the foreground until Ctrl-C (STACK=dev|prod)"
@@ -40,6 +41,9 @@ check: $(STAMP)
 	$(PY) -m mypy $(filter-out handlers,$(CHECK_PATHS))
 	@if grep -rnE '$(BARE_SUPPRESSION)' --include='*.py' $(CHECK_PATHS) tests benchmarks; then \
 		echo "make check: the suppressions above need their rule and a reason"; exit 1; fi
+
+policy: $(STAMP)
+	$(PY) -m policy.check --stack $(STACK)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
