@@ -41,8 +41,20 @@ LOG_RETENTION_DAYS: tuple[int, ...] = (
 HTTP_INTEGRATION_TIMEOUT_S = 30
 # Lambda's hard maximum timeout: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 LAMBDA_MAX_TIMEOUT_S = 900
-# Synchronous invocation payload limit (6 MB): the ingest body can never exceed it.
+# Synchronous invocation payload limit, 6 MB (Lambda counts 6,291,456 bytes) for the whole event:
+# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
+# What the payload format 2.0 event adds around the body: HTTP APIs cap the request line plus headers at
+# 10,240 bytes (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html); the event
+# carries them up to three times over (headers, rawPath/rawQueryString repeated in requestContext.http and
+# queryStringParameters, JSON escaping), plus requestContext and the authorizer's context (about 2 KiB).
+# 3 x 10,240 + 2 KiB = 32 KiB, doubled as a margin for what the event gains in future versions.
+EVENT_ENVELOPE_BYTES = 64 * 1024
+# API Gateway may hand the body to Lambda base64-encoded (isBase64Encoded), 4 bytes per 3: the largest body
+# whose event still fits is 3/4 of what the envelope leaves, 4,669,440 bytes (about 4.45 MiB). A larger
+# maxBodyBytes would let a body that ingest should answer 413 fail in Lambda before the handler runs
+# (the device would see API Gateway's 500 instead).
+MAX_BODY_BYTES = (LAMBDA_SYNC_PAYLOAD_BYTES - EVENT_ENVELOPE_BYTES) // 4 * 3
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # handlers/telemetry/telemetry.schema.json: readings.maxItems.
 SCHEMA_MAX_READINGS = 1000
@@ -229,7 +241,7 @@ def _ingest(r: _Reader, ingest_timeout_s: int) -> IngestLimits:
     return IngestLimits(
         # The published schema's readings.maxItems is the ceiling; a deployment may only lower it.
         max_readings_per_request=r.integer("maxReadingsPerRequest", 1, SCHEMA_MAX_READINGS),
-        max_body_bytes=r.integer("maxBodyBytes", 1, LAMBDA_SYNC_PAYLOAD_BYTES),
+        max_body_bytes=r.integer("maxBodyBytes", 1, MAX_BODY_BYTES),
         max_reading_age_s=r.integer("maxReadingAgeSeconds", 1, None),
         max_future_skew_s=r.integer("maxFutureSkewSeconds", 0, None),
         put_budget_s=budget,

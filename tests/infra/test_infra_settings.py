@@ -60,7 +60,10 @@ def test_defaults_parse_and_build_the_powertools_layer_for_the_region() -> None:
     ("ingestMemoryMb", "64", ["from 128 to 10240"]),
     ("ingestReservedConcurrency", "0", ["-1 or >= 1"]),
     ("apiThrottleRate", "0", ["a number > 0"]),
-    ("maxBodyBytes", "7000000", ["from 1 to 6291456"]),
+    ("maxBodyBytes", "7000000", ["from 1 to 4669440"]),
+    ("maxBodyBytes", "6291456", ["from 1 to 4669440"]),  # 6 MiB: base64 would push the event past Lambda's 6 MB
+    ("maxBodyBytes", "4669441", ["from 1 to 4669440"]),
+    ("maxBodyBytes", "0", ["from 1 to 4669440"]),
     ("corsAllowOrigins", '"https://x"', ["list of origin strings"]),
     ("alarmEmail", "ops-at-example", ["email address"]),
     ("powertoolsLayerArn", "arn:aws:lambda:us-east-1:017000801446:layer:x", ["layer version ARN"]),
@@ -153,6 +156,7 @@ def test_all_problems_are_reported_together() -> None:
     ("processorMaxRecordAgeSeconds", "604800"), ("authorizerCacheTtlSeconds", "0"),
     ("authorizerCacheTtlSeconds", "3600"), ("processorBatchingWindowSeconds", "300"),
     ("processorParallelization", "10"), ("ingestTimeoutSeconds", "30"), ("logRetentionDays", "3653"),
+    ("maxBodyBytes", "4669440"), ("maxBodyBytes", "1"),
 ])
 def test_boundary_values_are_accepted(key: str, value: str) -> None:
     where = {
@@ -163,6 +167,7 @@ def test_boundary_values_are_accepted(key: str, value: str) -> None:
         "processorParallelization": "processor.parallelization_factor",
         "ingestTimeoutSeconds": "functions.ingest.timeout_s",
         "logRetentionDays": "log_retention_days",
+        "maxBodyBytes": "ingest.max_body_bytes",
     }[key]
     parsed: object = parse_settings({key: value}, REGION)
     for attr in where.split("."):
