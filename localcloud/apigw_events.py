@@ -67,8 +67,8 @@ def with_forwarded_headers(headers: list[tuple[str, str]], *, source_ip: str, po
     """The request's headers as API Gateway passes them on: it appends the caller's address to any
     x-forwarded-for the client sent (which is why that header is untrustworthy, and sourceIp is not),
     and sets x-forwarded-port and x-forwarded-proto to the listener the client reached (443 and
-    https on AWS; the local gateway's own port and http here). Client-sent port/proto are replaced.
-    Sample HTTP API event: https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway.html
+    https on AWS; the local gateway's own port and http here, as SAM local sends them). Client-sent
+    port/proto are replaced. Sample events: https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway.html
     """
     claimed = [value.strip() for name, value in headers if name.lower() == "x-forwarded-for" and value.strip()]
     out = [(name, value) for name, value in headers if name.lower() not in FORWARDED]
