@@ -116,7 +116,8 @@ def test_processor_retries_share_one_deadline(aws: None, monkeypatch: pytest.Mon
 
 def test_authorizer_entry_point(dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     register(dynamodb, "dev-1", "secret-key")
-    authorizer = load("authorizer", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "authorizer", "DEVICES_TABLE": DEVICES})
+    authorizer = load("authorizer", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "authorizer", "DEVICES_TABLE": DEVICES,
+                                                      "DEVICE_DAILY_READING_QUOTA": "1000"})
     capsys.readouterr()
     allowed = authorizer.handler({"headers": {"x-device-id": "dev-1", "x-device-key": "secret-key"}}, Context())
     assert allowed == {"isAuthorized": True, "context": {"deviceId": "dev-1"}}
