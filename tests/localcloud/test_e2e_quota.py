@@ -38,7 +38,7 @@ def copy_program(target: Path) -> Path:
     for folder in ("settings", "components", "handlers"):
         shutil.copytree(REPO / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))
     dev = (REPO / "Pulumi.dev.yaml").read_text().replace(
-        "iot-ingest:authorizerCacheTtlSeconds: 60", f"iot-ingest:authorizerCacheTtlSeconds: {CACHE_TTL_S}")
+        "iot-ingest:authorizerCacheTtlSeconds: 15", f"iot-ingest:authorizerCacheTtlSeconds: {CACHE_TTL_S}")
     assert f"authorizerCacheTtlSeconds: {CACHE_TTL_S}" in dev
     (target / "Pulumi.quota.yaml").write_text(dev + f'  iot-ingest:deviceDailyReadingQuota: "{QUOTA}"\n')
     return target
