@@ -211,7 +211,8 @@ def set_greedy_quotas(greedy: list[Device], config: FleetConfig, targets: Target
 
 def send_slots(devices: list[Device], config: FleetConfig) -> tuple[list[Device], float]:
     """(send slots, fleet rate) for the scheduler: a greedy device gets ``greedy_factor`` slots, so it
-    sends that many times as often, and the rate grows to match so every other device keeps its own pace."""
+    sends that many times as often as each other device. The fleet's total stays ``--rate``: the demo's
+    fleet already sends at dev's stage throttle rate, and a greedy device must show the quota, not make
+    the stage throttle the others."""
     extra = [d for d in devices if d.greedy for _ in range(max(0, round(config.greedy_factor) - 1))]
-    slots = devices + extra
-    return slots, config.effective_rate * len(slots) / len(devices)
+    return devices + extra, config.effective_rate

@@ -42,16 +42,17 @@ def test_greedy_devices_are_chosen_among_the_well_behaved() -> None:
     assert request.expected_statuses == frozenset({202, 429})
 
 
-def test_a_greedy_device_gets_factor_times_the_send_slots_and_the_others_keep_their_pace() -> None:
+def test_a_greedy_device_sends_factor_times_as_often_within_the_fleets_rate() -> None:
     fleet = build_fleet(creds(4), payload_metrics=2, misbehaving_share=0.0, rng=random.Random(2), greedy=1)
-    config = FleetConfig(api_url="http://x", devices=4, rate=4.0, greedy=1, greedy_factor=10.0)
+    config = FleetConfig(api_url="http://x", devices=4, rate=13.0, greedy=1, greedy_factor=10.0)
     slots, rate = send_slots(fleet, config)
-    assert len(slots) == 13 and rate == pytest.approx(13.0)
+    assert len(slots) == 13 and rate == 13.0  # --rate stays the whole fleet's rate
     sends = [d for _, d in plan(slots, rate=rate, duration=20.0, jitter=0.0, rng=random.Random(3))]
     greedy = next(d for d in fleet if d.greedy)
     calm = next(d for d in fleet if not d.greedy)
     assert sum(d is greedy for d in sends) == 200  # ten a second
-    assert sum(d is calm for d in sends) == 20  # still one a second
+    assert sum(d is calm for d in sends) == 20  # one a second
+    assert len(sends) == 260
 
 
 def test_only_the_quota_429_is_final() -> None:

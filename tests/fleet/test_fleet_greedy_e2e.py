@@ -38,7 +38,7 @@ def test_greedy_device_is_cut_off_and_the_others_lose_nothing(tmp_path: Path) ->
         config = FleetConfig(
             api_url=cloud.api_url, endpoint_url=cloud.endpoint_url, region=cloud.stack.region,
             readings_table=outputs["readingsTableName"], devices_table=outputs["devicesTableName"],
-            stack_file=cloud.stack_file, devices=5, duration=8.0, rate=5.0, misbehaving=0.2,
+            stack_file=cloud.stack_file, devices=5, duration=8.0, rate=10.0, misbehaving=0.2,
             greedy=1, greedy_quota=20, greedy_factor=10.0, progress=False, seed=7, drain_timeout=30.0,
         ).validate()
         rep = run(config, before_alarm_check=cloud.dataplane.monitor.evaluate_alarms)

@@ -297,3 +297,26 @@ def test_a_missing_or_bad_stack_default_fails_at_init(env: dict[str, str]) -> No
 def test_parse_quota_refuses_what_is_not_a_quota(text: str) -> None:
     with pytest.raises(QuotaFormatError):
         parse_quota(text)
+
+
+def test_a_concurrent_count_between_failure_and_follow_up_is_not_doubled(
+        dynamodb: Any, processor_config: ProcessorConfig, vtime: VirtualTime) -> None:
+    """The follow-up is guarded by the values it read; if they moved, it re-reads instead of adding twice."""
+    register(dynamodb, "dev-1", KEY)
+    process([("1", record("dev-1", 2, ts0=NOW_MS), "dev-1")], dynamodb, processor_config, vtime)
+
+    class Racing(CountingDynamo):
+        raced = False
+
+        def update_item(self, **kwargs: Any) -> Any:
+            if "#gmark" in kwargs.get("ExpressionAttributeNames", {}) and not self.raced:
+                self.raced = True  # someone else counts the same record first
+                self.real.update_item(TableName=DEVICES, Key={"deviceId": {"S": "dev-1"}},
+                                      UpdateExpression="SET usageMark = :m ADD usageCount :n",
+                                      ExpressionAttributeValues={":m": {"S": mark("2")}, ":n": {"N": "3"}})
+            return super().update_item(**kwargs)
+
+    racing = Racing(dynamodb)
+    process([("2", record("dev-1", 3, ts0=NOW_MS - 60_000), "dev-1")], racing, processor_config, vtime)
+    assert racing.raced and racing.updates == 2  # the one-write try, the guarded follow-up that lost; no third
+    assert usage(dynamodb) == (TODAY, 5)
