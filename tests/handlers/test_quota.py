@@ -320,3 +320,31 @@ def test_a_concurrent_count_between_failure_and_follow_up_is_not_doubled(
     process([("2", record("dev-1", 3, ts0=NOW_MS - 60_000), "dev-1")], racing, processor_config, vtime)
     assert racing.raced and racing.updates == 2  # the one-write try, the guarded follow-up that lost; no third
     assert usage(dynamodb) == (TODAY, 5)
+
+
+@pytest.mark.parametrize("where", ["first update", "follow-up"])
+def test_an_update_whose_answer_was_lost_is_retried_without_counting_twice(
+        where: str, dynamodb: Any, processor_config: ProcessorConfig, vtime: VirtualTime) -> None:
+    """The processor retries transient UpdateItem failures; an update that landed but whose answer was
+    lost must not add the batch's readings a second time on the retry."""
+    from botocore.exceptions import ReadTimeoutError
+
+    register(dynamodb, "dev-1", KEY)
+    process([("1", record("dev-1", 2, ts0=NOW_MS), "dev-1")], dynamodb, processor_config, vtime)
+
+    class LosesOneAnswer(CountingDynamo):
+        lost = False
+
+        def update_item(self, **kwargs: Any) -> Any:
+            answer = super().update_item(**kwargs)  # the write lands ...
+            is_follow_up = "#gmark" in kwargs.get("ExpressionAttributeNames", {})
+            if not self.lost and is_follow_up == (where == "follow-up"):
+                self.lost = True  # ... and the answer is lost on the way back
+                raise ReadTimeoutError(endpoint_url="https://dynamodb")
+            return answer
+
+    flaky = LosesOneAnswer(dynamodb)
+    ts0 = NOW_MS + 10 if where == "first update" else NOW_MS - 60_000  # in order, or out of order (follow-up)
+    outcome = process([("2", record("dev-1", 3, ts0=ts0), "dev-1")], flaky, processor_config, vtime)
+    assert flaky.lost and outcome.failures == []
+    assert usage(dynamodb) == (TODAY, 5)
