@@ -15,15 +15,17 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "IotIngest")
 
-# Metric names: docs/architecture.md ("Custom metrics"). For operators' queries only: no alarm or dashboard
-# reads them; every alarm watches a metric AWS publishes (components/alarms), which still reports when a
-# function cannot run at all.
+# Metric names: docs/architecture.md ("Custom metrics"). No alarm reads them (the dashboard graphs
+# QuotaRefusals); every alarm watches a metric AWS publishes (components/alarms), which still reports when
+# a function cannot run at all.
 READINGS_ACCEPTED = "ReadingsAccepted"
 READINGS_REJECTED = "ReadingsRejected"
 REQUESTS_REJECTED = "RequestsRejected"
 READINGS_STORED = "ReadingsStored"
 RECORDS_FAILED = "RecordsFailed"
 AUTH_DENIED = "AuthDenied"
+# Requests ingest answered 429 quota_exceeded (docs/alarms.md says why it has no alarm).
+QUOTA_REFUSALS = "QuotaRefusals"
 
 
 def make_logger(service: str) -> Logger:

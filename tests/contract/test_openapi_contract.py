@@ -15,13 +15,32 @@ from openapi_spec_validator.readers import read_from_filename
 TELEMETRY = ("/v1/telemetry", "post")
 HEALTH = ("/health", "get")
 HANDLER_SOURCES = sorted((PROJECT_DIR / "handlers").rglob("*.py"))
-GATEWAY_SOURCE = PROJECT_DIR / "localcloud" / "gateway.py"  # API Gateway's answers, as the local cloud mirrors them
-# Answers only the local gateway gives, not API Gateway (see localcloud/gateway.py's docstring).
-LOCAL_ONLY = {411: "the local gateway needs Content-Length; API Gateway also takes chunked bodies"}
+# API Gateway's answers, as the local cloud mirrors them: gateway_error(...) and framing Refusal(...) calls.
+GATEWAY_SOURCES = [PROJECT_DIR / "localcloud" / "gateway.py", PROJECT_DIR / "localcloud" / "http_framing.py"]
+# Answers only the local gateway gives (see localcloud/gateway.py's docstring and docs/architecture.md).
+# Error bodies with more than {error, message, field[, index]} (handlers/telemetry/quota_refusal.py).
+EXTRA_FIELDS: dict[str, dict[str, Any]] = {"quota_exceeded": {"quota": 1000, "used": 1000, "resetsAt": "2026-12-02T00:00:00Z"}}
+LOCAL_ONLY = {
+    411: "the local gateway needs Content-Length; API Gateway also takes chunked bodies",
+    408: "the local gateway's slow-body cut-off; API Gateway publishes no such timeout for HTTP APIs",
+}
 
 
-def _int(node: ast.AST) -> int | None:
+def _int(node: ast.AST, constants: dict[str, int] | None = None) -> int | None:
+    if isinstance(node, ast.Name) and constants and node.id in constants:
+        return constants[node.id]
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, int) else None
+
+
+def _module_ints(path: Path) -> dict[str, int]:
+    """Module-level NAME = <int> constants (e.g. QUOTA_STATUS = 429)."""
+    found = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            value = _int(node.value)
+            if value is not None:
+                found[node.targets[0].id] = value
+    return found
 
 
 def _str(node: ast.AST) -> str | None:
@@ -37,20 +56,29 @@ def handler_answers() -> set[tuple[int, str | None]]:
     """(status, error code) of every RequestError and json_response the handlers build from literals."""
     found: set[tuple[int, str | None]] = set()
     for path in HANDLER_SOURCES:
+        constants = _module_ints(path)
         for call in _calls(path, "RequestError"):
-            status = _int(call.args[0]) if call.args else None
+            status = _int(call.args[0], constants) if call.args else None
             if status is not None:
                 found.add((status, _str(call.args[1])))
         for call in _calls(path, "json_response"):
-            status = _int(call.args[0]) if call.args else None
+            status = _int(call.args[0], constants) if call.args else None
             if status is None:
                 continue
             body = call.args[1] if len(call.args) > 1 else None
             code = None
+            if isinstance(body, ast.Name):  # body = {...} just before the call
+                body = next((n.value for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Assign)
+                             and any(isinstance(t, ast.Name) and t.id == body.id for t in n.targets)
+                             and isinstance(n.value, ast.Dict) and _dict_error(n.value)), body)
             if isinstance(body, ast.Dict):
-                code = next((_str(v) for k, v in zip(body.keys, body.values, strict=True) if k and _str(k) == "error"), None)
+                code = _dict_error(body)
             found.add((status, code))
     return found
+
+
+def _dict_error(node: ast.Dict) -> str | None:
+    return next((_str(v) for k, v in zip(node.keys, node.values, strict=True) if k and _str(k) == "error"), None)
 
 
 def error_codes_in_handlers() -> set[str]:
@@ -67,13 +95,12 @@ def error_codes_in_handlers() -> set[str]:
 
 def gateway_answers() -> set[tuple[int, str]]:
     found = set()
-    for call in _calls(GATEWAY_SOURCE, "gateway_error"):
-        status, message = _int(call.args[0]), _str(call.args[1])
-        if status is not None and message is not None:
-            found.add((status, message))
-    for node in ast.walk(ast.parse(GATEWAY_SOURCE.read_text())):  # refusal = (411, "Length Required")
-        if isinstance(node, ast.Tuple) and len(node.elts) == 2 and _int(node.elts[0]) and _str(node.elts[1]):
-            found.add((int(str(_int(node.elts[0]))), str(_str(node.elts[1]))))
+    for path in GATEWAY_SOURCES:
+        for call in [*_calls(path, "gateway_error"), *_calls(path, "Refusal")]:
+            status = _int(call.args[0]) if call.args else None
+            message = _str(call.args[1]) if len(call.args) > 1 else None
+            if status is not None and message is not None:
+                found.add((status, message))
     return found
 
 
@@ -113,7 +140,7 @@ def test_every_handler_answer_is_documented_with_its_body(doc: dict[str, Any]) -
         validator = response_validator(doc, *route, status)
         assert validator is not None, f"{status} ({code}) is answered by the handlers but not documented"
         if code is not None:
-            body = {"error": code, "message": "m", "field": None}
+            body = {"error": code, "message": "m", "field": None, **EXTRA_FIELDS.get(code, {})}
             assert not list(validator.iter_errors(body)), f"{status} {code}: body not allowed by the document"
     unavailable = doc["paths"]["/v1/telemetry"]["post"]["responses"]["503"]
     assert unavailable["headers"]["retry-after"]["required"] is True
@@ -123,7 +150,7 @@ def test_every_handler_answer_is_documented_with_its_body(doc: dict[str, Any]) -
 
 def test_every_error_code_is_documented_somewhere(doc: dict[str, Any]) -> None:
     documented = {c for name, s in doc["components"]["schemas"].items() if name.startswith("Error")
-                  for part in s.get("allOf", []) for c in part.get("properties", {}).get("error", {}).get("enum", [])}
+                  for part in [s, *s.get("allOf", [])] for c in part.get("properties", {}).get("error", {}).get("enum", [])}
     assert error_codes_in_handlers() == documented
 
 
