@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from handlers.telemetry.compact import MAX_RAW_BYTES
 from handlers.telemetry.config import IngestConfig
 from handlers.telemetry.ingest_app import IngestResult, handle
+from handlers.telemetry.records import decode
 from handlers_support import NOW_MS, VirtualTime, reading, stream_records, telemetry_event
 
 
@@ -45,10 +47,11 @@ def test_valid_request_is_accepted_and_written(kinesis: Any, vtime: VirtualTime,
     records = stream_records(kinesis)
     assert len(records) == 1
     assert records[0]["PartitionKey"] == "dev-1"
-    doc = json.loads(records[0]["Data"])
-    assert doc["v"] == 1 and doc["deviceId"] == "dev-1" and doc["requestId"] == "req-1" and doc["receivedAt"] == NOW_MS
-    assert [r["seq"] for r in doc["readings"]] == [0, 1, 2, 3, 4]
-    assert doc["readings"][2]["metrics"] == {"temp": 22}
+    assert records[0]["Data"][:1] == b"\x02"  # record version 2: header line + zlib (docs/architecture.md)
+    rec = decode(records[0]["Data"], "dev-1")
+    assert (rec.device_id, rec.request_id, rec.received_at) == ("dev-1", "req-1", NOW_MS)
+    assert [r.seq for r in rec.readings] == [4, 3, 2, 1, 0]  # sorted by (ts, seq): the item's order
+    assert rec.readings[2].metrics == {"temp": 22}
 
 
 def test_base64_body_and_charset_are_accepted(kinesis: Any, vtime: VirtualTime, ingest_config: IngestConfig) -> None:
@@ -67,12 +70,10 @@ def test_many_small_readings_cost_few_records(kinesis: Any, vtime: VirtualTime) 
     assert body(result)["records"] == len(records)
     # No record above one 25 KB payload unit (data + partition key) ...
     assert all(len(r["Data"]) + len("dev-1") <= 25_000 for r in records)
-    # ... and each record is full: the next record's first reading would not have fitted into it.
-    for current, following in zip(records, records[1:]):
-        first = json.dumps(json.loads(following["Data"])["readings"][0], separators=(",", ":"))
-        assert len(current["Data"]) + 1 + len(first) + len("dev-1") > 25_000
-    assert len(records) >= 2
-    assert sum(len(json.loads(r["Data"])["readings"]) for r in records) == 1000
+    # ... and few of them: ~75 KB of JSON is cut into 64,000-byte groups, each compressed into one record
+    raw = sum(len(json.dumps(r, separators=(",", ":"))) for r in readings)
+    assert len(records) == -(-raw // MAX_RAW_BYTES) == 2
+    assert sum(len(decode(r["Data"]).readings) for r in records) == 1000
 
 
 # Each case: (event, expected status, error code, field, index)
@@ -153,9 +154,9 @@ def test_float_integer_ts_is_normalised(kinesis: Any, vtime: VirtualTime, ingest
     event = telemetry_event('{"readings": [{"ts": %d.0, "seq": 2.0, "metrics": {"t": 1}}]}' % NOW_MS, raw=True)
     result = run(event, kinesis, ingest_config, vtime)
     assert result.response["statusCode"] == 202
-    doc = json.loads(stream_records(kinesis)[0]["Data"])
-    assert doc["readings"][0]["ts"] == NOW_MS and isinstance(doc["readings"][0]["ts"], int)
-    assert doc["readings"][0]["seq"] == 2 and isinstance(doc["readings"][0]["seq"], int)
+    (first,) = decode(stream_records(kinesis)[0]["Data"]).readings
+    assert first.ts == NOW_MS and isinstance(first.ts, int)
+    assert first.seq == 2 and isinstance(first.seq, int)
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
