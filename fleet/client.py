@@ -5,8 +5,9 @@ device (or gateway) does and what keeps the load generator cheap: no TLS or TCP
 handshake per request. Instances are not thread-safe; each worker owns one.
 
 Retries: 429 and 503 (the contract's `Retry-After` answer) and transport errors are
-retried a bounded number of times. Re-sending is safe because a reading's storage
-key is `(ts, seq)`, so a duplicate delivery overwrites itself.
+retried a bounded number of times. Re-sending is safe because the readings table's
+item keys are built from the readings themselves, so a duplicate delivery rewrites
+its own items (docs/handlers.md, "Repeated (ts, seq)").
 """
 from __future__ import annotations
 
