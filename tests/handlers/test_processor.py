@@ -164,6 +164,19 @@ def test_newest_reading_of_a_batch_wins_whatever_its_position(dynamodb: Any, pro
     assert device(dynamodb)["latestTs"] == {"N": str(NOW_MS + 50)}
 
 
+def test_one_latest_update_per_device_per_batch(dynamodb: Any, processor_config: ProcessorConfig, vtime: VirtualTime) -> None:
+    for d in ("dev-1", "dev-2"):
+        register(dynamodb, d, "k")
+    counting = FlakyDynamo(dynamodb)  # no faults: counts the calls
+    event = kinesis_event([(str(i), record(d, (NOW_MS + i, 0, float(i)), (NOW_MS + i + 100, 0, 0.0)), d)
+                           for i, d in enumerate(["dev-1", "dev-2", "dev-1", "dev-1", "dev-2"])])
+    outcome = process(event, counting, processor_config, vtime)
+    assert outcome.failures == [] and outcome.items == 5 and outcome.stored == 10
+    assert counting.update_calls == 2 and outcome.latest_updated == 2
+    assert device(dynamodb, "dev-1")["latestTs"] == {"N": str(NOW_MS + 3 + 100)}
+    assert device(dynamodb, "dev-2")["latestTs"] == {"N": str(NOW_MS + 4 + 100)}
+
+
 def test_unknown_device_gets_readings_but_no_phantom_device_item(dynamodb: Any, processor_config: ProcessorConfig, vtime: VirtualTime) -> None:
     outcome = process(kinesis_event([("1", record("ghost", (NOW_MS, 0, 1.0)), "ghost")]), dynamodb, processor_config, vtime)
     assert outcome.failures == []
