@@ -92,7 +92,7 @@ def test_dev_functions_match_declarations(dev: tuple[Emulator, ProvisionedStack]
     spec = stack.functions[names["processor"]]
     assert spec.code_dir.name == "handlers" and (spec.code_dir / "processor.py").is_file()
     assert spec.environment["READINGS_TABLE"] == stack.outputs["readingsTableName"]
-    assert spec.environment["READINGS_TTL_DAYS"] == "7" and spec.reserved_concurrency is None
+    assert spec.environment["READINGS_TTL_DAYS"] == "9" and spec.reserved_concurrency is None  # Pulumi.dev.yaml
     assert stack.functions[names["authorizer"]].environment["DEVICES_TABLE"] == stack.outputs["devicesTableName"]
 
 
