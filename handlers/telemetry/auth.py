@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .device_keys import ATTR_DEVICE_ID, ATTR_KEY_HASH, ATTR_STATUS, STATUS_ACTIVE, is_valid_device_id, key_matches
+from .log_text import log_safe
 from .validation import header
 
 _log = logging.getLogger("telemetry.auth")
@@ -43,8 +44,8 @@ def authorize(event: dict[str, Any], dynamodb: Any, table: str, log: Any = _log)
 
 
 def _printable(device_id: str | None) -> str | None:
-    """Device ids are not secret, but a garbage header should not flood the log."""
-    return None if device_id is None else device_id[:128]
+    """Device ids are not secret, but a garbage header should neither flood the log nor drop its line."""
+    return log_safe(device_id, 128)
 
 
 def _decide(device_id: str | None, key: str | None, dynamodb: Any, table: str, log: Any) -> AuthResult:

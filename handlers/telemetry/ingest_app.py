@@ -14,6 +14,7 @@ from typing import Any
 from .backoff import Backoff
 from .config import IngestConfig
 from .kinesis_put import Entry, PutBudgetExhausted, put_records
+from .log_text import log_safe
 from .records import RecordTooLarge, pack
 from .responses import RequestError, error_response, json_response, unavailable
 from .validation import body_bytes, check_content_type, parse_json, validate_document
@@ -124,5 +125,7 @@ def _telemetry(
 
 
 def _rejected(err: RequestError, doc: Any, device_id: str, log: Any) -> IngestResult:
-    log.info("request rejected", extra={"deviceId": device_id, "status": err.status, "error": err.error, "field": err.field})
+    # The field may quote a key from the body (a lone surrogate would make the logger drop the line).
+    log.info("request rejected", extra={"deviceId": device_id, "status": err.status, "error": err.error,
+                                        "field": log_safe(err.field)})
     return IngestResult(error_response(err), rejected_readings=_readings_in(doc), rejected_request=True)

@@ -170,3 +170,38 @@ def test_shells_import_only_top_level_telemetry_not_handlers_package() -> None:
     for path in (ARCHIVE_ROOT / "telemetry").glob("*.py"):
         text = path.read_text()
         assert "from telemetry" not in text and "from handlers" not in text, path.name
+
+
+def test_rejection_with_a_lone_surrogate_is_logged_escaped(
+    kinesis: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A metric name "\\ud800" gets its 400, and its log line survives the UTF-8 stream (it used to be
+    dropped with a logging error, as UTF-8 cannot encode a lone surrogate)."""
+    ingest = load("ingest", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "ingest-surrogate", "STREAM_NAME": STREAM})
+    capsys.readouterr()
+    now = int(time.time() * 1000)
+    event = telemetry_event('{"readings": [{"ts": %d, "metrics": {"\\ud800x": 1}}]}' % now, raw=True)
+    response = ingest.handler(event, Context())
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["field"] == "readings[0].metrics.\ud800x"
+    captured = capsys.readouterr()
+    assert "Logging error" not in captured.err
+    lines = [json.loads(line) for line in captured.out.splitlines() if '"request rejected"' in line]
+    assert len(lines) == 1
+    assert lines[0]["field"] == "readings[0].metrics.\\ud800x"  # escaped text, not the surrogate
+    assert lines[0]["status"] == 400 and lines[0]["deviceId"] == "dev-1"
+    assert stream_records(kinesis) == []
+
+
+def test_denial_of_a_surrogate_device_id_is_logged_escaped(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    authorizer = load("authorizer", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "authorizer-surrogate",
+                                                   "DEVICES_TABLE": DEVICES})
+    capsys.readouterr()
+    denied = authorizer.handler({"headers": {"x-device-id": "dev-\udc80", "x-device-key": "k"}}, Context())
+    assert denied["isAuthorized"] is False
+    captured = capsys.readouterr()
+    assert "Logging error" not in captured.err
+    lines = [json.loads(line) for line in captured.out.splitlines() if '"device denied"' in line]
+    assert [line["deviceId"] for line in lines] == ["dev-\\udc80"]
