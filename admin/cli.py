@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 TIME_FORMS = "ISO-8601 UTC or with an offset, e.g. 2026-12-01T00:00Z, 2026-12-01T09:30:00+01:00, or a date 2026-12-01 (UTC)"
 
 
@@ -75,7 +76,7 @@ def parse_time(flag: str, text: str) -> int:
         raise CliError(f"{flag} {text!r} is not a time; use {TIME_FORMS}") from None
     if moment.tzinfo is None:
         raise CliError(f"{flag} {text!r} has no time zone; use {TIME_FORMS}")
-    epoch_ms = int(moment.timestamp() * 1000)
+    epoch_ms = (moment - _EPOCH) // datetime.timedelta(milliseconds=1)  # exact: no float rounding
     if not 0 <= epoch_ms <= 9_999_999_999_999:
         raise CliError(f"{flag} {text!r} is outside the readings' ts range (1970 .. 2286)")
     return epoch_ms

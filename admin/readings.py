@@ -96,7 +96,7 @@ def read_readings(client: Any, table: str, device_id: str, since_ms: int, until_
 
     for item in query_items(client, table, device_id, since_ms, until_ms, consistent=consistent):
         received_at, readings = decode_item(item)
-        yield from final_before(readings[0].ts)
+        yield from final_before(min(r.ts for r in readings))  # = firstTs, the sort key's first part
         for r in readings:
             if not since_ms <= r.ts < until_ms:
                 continue

@@ -107,7 +107,7 @@ def registered(ddb: Any, device: str = "dev-1") -> None:
 def test_cli_prints_json_lines_and_csv(ddb: Any, readings_table: str) -> None:
     registered(ddb)
     store(ddb, "dev-1", [(T0, 0, 21.5), (T0 + 1000, 1, 22.25)], received_at=T0 + 5)
-    code, out, err = cli(ddb, "readings", "dev-1", "--since", "2026-12-01T00:00Z", "--until", "2026-12-01T00:00:01Z",
+    code, out, err = cli(ddb, "readings", "dev-1", "--since", "2026-12-01T00:00Z", "--until", "2026-12-01T00:00:00.001Z",
                          "--readings-table", readings_table)
     assert (code, err) == (0, "")
     assert [json.loads(line) for line in out.splitlines()] == [
