@@ -42,6 +42,7 @@ from .config import ProcessorConfig
 from .compact import build_item, canonical, compress, groups
 from .records import PoisonRecord, TelemetryRecord, decode
 from .storage import batch_write, item_key, update_latest
+from .usage import usage_by_device
 from .validation import Reading
 
 _log = logging.getLogger("telemetry.process")
@@ -107,9 +108,11 @@ def process_batch(
             # (ts, seq) first; for the same (ts, seq) the later arrival wins, as on read-back.
             if best is None or (reading.ts, reading.seq, record.received_at) > (best[0].ts, best[0].seq, best[1]):
                 latest[record.device_id] = (reading, record.received_at, sequence)
+    usage = usage_by_device(decoded, failed_sequences)
     for device_id, (reading, received_at, sequence) in latest.items():
         try:
-            if update_latest(dynamodb, config.devices_table, device_id, reading, received_at, new_backoff()):
+            if update_latest(dynamodb, config.devices_table, device_id, reading, received_at, new_backoff(),
+                             usage[device_id]):
                 outcome.latest_updated += 1
         except ClientError as exc:
             if not _is_validation_error(exc):

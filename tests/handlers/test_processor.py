@@ -110,6 +110,13 @@ def test_repeated_ts_seq_with_another_value_the_later_arrival_wins(
             dynamodb, processor_config, vtime)
     assert device(dynamodb)["latest"]["M"]["metrics"]["M"]["temp"] == {"N": "21.0"}
     assert stored(dynamodb)[-1].metrics == {"temp": 21.0} and stored(dynamodb)[-1].copies == 3
+    # ... and the same when the quota counter's day rolls over, where a guarded follow-up write decides
+    dynamodb.update_item(TableName=DEVICES, Key={"deviceId": {"S": "dev-1"}}, UpdateExpression="SET usageDay = :d",
+                         ExpressionAttributeValues={":d": {"S": "2000-01-01"}})
+    process(kinesis_event([("5", record("dev-1", (NOW_MS + 20, 0, 22.0), received_at=NOW_MS + 400), "dev-1")]),
+            dynamodb, processor_config, vtime)
+    assert device(dynamodb)["latest"]["M"]["metrics"]["M"]["temp"] == {"N": "22.0"}
+    assert device(dynamodb)["usageDay"]["S"] != "2000-01-01"  # the follow-up ran
 
 
 def test_legacy_version_1_records_are_stored_compactly(dynamodb: Any, processor_config: ProcessorConfig, vtime: VirtualTime) -> None:
