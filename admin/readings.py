@@ -48,10 +48,27 @@ class StoredReading:
                 "receivedAt": self.received_at}
 
 
+def _legacy_number(text: str) -> int | float:
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
+def _decode_legacy(item: dict[str, Any]) -> tuple[int, list[Reading]]:
+    """An item of the earlier one-reading-per-item layout (no `v`; sort key `{ts:013d}#{seq:010d}`):
+    tables upgraded in place keep such items until their TTL, and they are readings like any other."""
+    metrics = {name: _legacy_number(value["N"]) for name, value in item["metrics"]["M"].items()}
+    reading = Reading(int(item["ts"]["N"]), int(item["seq"]["N"]), metrics)
+    return int(item.get("receivedAt", {}).get("N", "0")), parse_readings([reading.as_json()])
+
+
 def decode_item(item: dict[str, Any]) -> tuple[int, list[Reading]]:
     """(receivedAt, readings) of one low-level DynamoDB item (as a boto3 client returns it)."""
     key = item.get("readingKey", {}).get("S", "?")
     version = item.get("v", {}).get("N")
+    if version is None and "ts" in item and "metrics" in item:
+        try:
+            return _decode_legacy(item)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UnreadableItem(f"item {key!r} (one-reading layout): {exc}") from None
     if version != str(ITEM_VERSION):
         raise UnreadableItem(f"item {key!r} has format version {version!r}; this reader knows {ITEM_VERSION}")
     try:

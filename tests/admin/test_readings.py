@@ -86,6 +86,22 @@ def test_the_later_arrival_of_a_reading_wins_and_others_are_kept(ddb: Any, readi
     assert got == [(T0, 1.0, T0 + 100, 1), (T0 + 10, 20.0, T0 + 300, 2), (T0 + 20, 3.0, T0 + 100, 2), (T0 + 30, 4.0, T0 + 50, 1)]
 
 
+def test_items_of_the_one_reading_layout_are_still_read(ddb: Any, readings_table: str) -> None:
+    """A table upgraded in place keeps its earlier items (one reading each, no `v`) until their TTL."""
+    ddb.put_item(TableName=readings_table, Item={
+        "deviceId": {"S": "dev-1"}, "readingKey": {"S": f"{T0 + 5:013d}#{0:010d}"}, "ts": {"N": str(T0 + 5)},
+        "seq": {"N": "0"}, "metrics": {"M": {"t": {"N": "1.5"}, "n": {"N": "7"}}}, "receivedAt": {"N": str(T0)},
+        "expiresAt": {"N": "1"}})
+    store(ddb, "dev-1", [(T0, 0, 1.0), (T0 + 5, 0, 2.0), (T0 + 9, 0, 3.0)], received_at=T0 + 100)  # later: wins
+    store(ddb, "dev-1", [(T0 + 7, 0, 4.0)], received_at=T0 + 200)
+    ddb.put_item(TableName=readings_table, Item={
+        "deviceId": {"S": "dev-1"}, "readingKey": {"S": f"{T0 + 8:013d}#{0:010d}"}, "ts": {"N": str(T0 + 8)},
+        "seq": {"N": "0"}, "metrics": {"M": {"n": {"N": "7"}}}, "receivedAt": {"N": str(T0)}})
+    got = [(r.ts, r.metrics, r.copies) for r in read_readings(ddb, readings_table, "dev-1", T0, T0 + 10)]
+    assert got == [(T0, {"t": 1.0}, 1), (T0 + 5, {"t": 2.0}, 2), (T0 + 7, {"t": 4.0}, 1), (T0 + 8, {"n": 7}, 1),
+                   (T0 + 9, {"t": 3.0}, 1)]
+
+
 def test_an_unknown_item_version_is_refused_by_name(ddb: Any, readings_table: str) -> None:
     store(ddb, "dev-1", [(T0, 0, 1.0)], received_at=T0)
     (item,) = ddb.scan(TableName=readings_table)["Items"]
