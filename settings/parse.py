@@ -58,6 +58,8 @@ MAX_BODY_BYTES = (LAMBDA_SYNC_PAYLOAD_BYTES - EVENT_ENVELOPE_BYTES) // 4 * 3
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # handlers/telemetry/telemetry.schema.json: readings.maxItems.
 SCHEMA_MAX_READINGS = 1000
+# How long a stored reading must at least outlive the latest moment it can be stored.
+RETENTION_MARGIN_S = 86_400
 # What ingest keeps back from its PutRecords budget: one last call (1 s connect +
 # 2 s read timeout, handlers/telemetry/kinesis_put.py) and 1 s to answer.
 PUT_RESERVE_S = 4
@@ -368,9 +370,30 @@ def parse_settings(raw: Mapping[str, str], region: str) -> Settings:
         alarms=_alarms(r),
         log_retention_days=_log_retention(r),
     )
+    _retention_covers_accepted_window(r, settings)
     if r.problems:
         raise SettingsError(r.problems)
     return settings
+
+
+def _retention_covers_accepted_window(r: _Reader, s: Settings) -> None:
+    """The readings TTL counts from a reading's ts, and ingest accepts a ts up to
+    maxReadingAgeSeconds old; the processor may store it as late as the stream keeps
+    the record (streamRetentionHours). A TTL not covering both plus a day would store
+    such a reading with an expiry in the past or seconds after it is written, so
+    DynamoDB deletes an accepted reading almost at once (dev did: 7 days and 604800 s).
+    """
+    keys = ("readingsTtlDays", "maxReadingAgeSeconds", "streamRetentionHours")
+    if any(p.startswith(f"{PROJECT}:{k} ") for p in r.problems for k in keys):
+        return  # one of them is already wrong on its own; report that first
+    age_s, stream_s = s.ingest.max_reading_age_s, s.stream.retention_hours * 3600
+    need_s = age_s + stream_s + RETENTION_MARGIN_S
+    if s.storage.readings_ttl_days * 86_400 < need_s:
+        r.fail("readingsTtlDays", f"must be at least {-(-need_s // 86_400)} with iot-ingest:maxReadingAgeSeconds "
+               f"{age_s} and iot-ingest:streamRetentionHours {s.stream.retention_hours}, got "
+               f"{s.storage.readings_ttl_days}: readingsTtlDays x 86400 must cover maxReadingAgeSeconds + "
+               f"streamRetentionHours x 3600 + {RETENTION_MARGIN_S} s, or a reading accepted at the oldest allowed ts "
+               "expires (TTL counts from ts) about when it is stored; raise readingsTtlDays or lower maxReadingAgeSeconds")
 
 
 def _log_retention(r: _Reader) -> int:

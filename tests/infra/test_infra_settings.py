@@ -100,6 +100,20 @@ def test_put_budget_must_leave_time_within_the_ingest_timeout() -> None:
     assert parse_settings({"ingestTimeoutSeconds": "9", "putBudgetSeconds": "5"}, REGION).ingest.put_budget_s == 5
 
 
+@pytest.mark.parametrize(("raw", "least"), [
+    ({"readingsTtlDays": "7"}, 9),  # the dev stack's old value: 604800 s of accepted past, 24 h stream
+    ({"readingsTtlDays": "30", "maxReadingAgeSeconds": str(29 * 86_400)}, 31),
+    ({"readingsTtlDays": "10", "streamRetentionHours": "168"}, 15),
+])
+def test_readings_ttl_must_cover_the_accepted_past_and_the_stream(raw: dict[str, str], least: int) -> None:
+    (msg,) = problems(raw)
+    assert msg.startswith(f"iot-ingest:readingsTtlDays must be at least {least} with iot-ingest:maxReadingAgeSeconds "), msg
+    assert "streamRetentionHours" in msg and "raise readingsTtlDays or lower maxReadingAgeSeconds" in msg
+    fixed = parse_settings({**raw, "readingsTtlDays": str(least)}, REGION)
+    assert fixed.storage.readings_ttl_days * 86_400 >= (fixed.ingest.max_reading_age_s
+                                                       + fixed.stream.retention_hours * 3600 + 86_400)
+
+
 def test_readings_limit_ceiling_is_the_published_schema_maximum() -> None:
     schema = json.loads((PROJECT_DIR / "handlers" / "telemetry" / "telemetry.schema.json").read_text())
     ceiling = schema["properties"]["readings"]["maxItems"]
@@ -234,6 +248,9 @@ def test_dev_is_small_and_prod_is_durable() -> None:
     assert prod.stream.mode == "ON_DEMAND" and prod.storage.point_in_time_recovery and prod.storage.protect
     assert prod.log_retention_days > dev.log_retention_days
     assert prod.functions.ingest.reserved_concurrency > 0 and dev.functions.ingest.reserved_concurrency == -1
+    for stack in (dev, prod):  # a reading accepted at the past bound outlives its storage by at least a day
+        assert stack.storage.readings_ttl_days * 86_400 >= (stack.ingest.max_reading_age_s
+                                                            + stack.stream.retention_hours * 3600 + 86_400)
 
 
 def test_load_settings_reads_pulumi_config(monkeypatch: pytest.MonkeyPatch) -> None:

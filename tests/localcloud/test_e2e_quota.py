@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from admin.readings import read_readings
 from admin.registry import DeviceRegistry
 from localcloud.cloud import LocalCloud
 
@@ -75,11 +76,12 @@ def post(cloud: LocalCloud, body: Any, device: str, key: str) -> tuple[int, dict
 
 
 def stored_keys(cloud: LocalCloud, device_id: str) -> list[str]:
+    """The device's stored readings of the last hour and the next, through the reader, as "ts#seq" ids."""
     assert cloud.stack is not None
     ddb = cloud.emulator.client("dynamodb")
-    out = ddb.query(TableName=cloud.stack.outputs["readingsTableName"], KeyConditionExpression="deviceId = :d",
-                    ExpressionAttributeValues={":d": {"S": device_id}}, ConsistentRead=True)
-    return [i["readingKey"]["S"] for i in out["Items"]]
+    now = int(time.time() * 1000)
+    return [f"{r.ts:013d}#{r.seq:010d}" for r in read_readings(
+        ddb, cloud.stack.outputs["readingsTableName"], device_id, now - 3_600_000, now + 3_600_000, consistent=True)]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:

@@ -94,7 +94,7 @@ def test_dev_functions_match_declarations(dev: tuple[Emulator, ProvisionedStack]
     assert (spec.code_dir / "processor.py").is_file() and (spec.code_dir / "telemetry" / "telemetry.schema.json").is_file()
     assert not list(spec.code_dir.rglob("__pycache__"))
     assert spec.environment["READINGS_TABLE"] == stack.outputs["readingsTableName"]
-    assert spec.environment["READINGS_TTL_DAYS"] == "7" and spec.reserved_concurrency is None
+    assert spec.environment["READINGS_TTL_DAYS"] == "9" and spec.reserved_concurrency is None  # Pulumi.dev.yaml
     assert stack.functions[names["authorizer"]].environment["DEVICES_TABLE"] == stack.outputs["devicesTableName"]
 
 
