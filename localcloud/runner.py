@@ -35,7 +35,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Callable, Protocol
 
 from .model import FunctionSpec
 
@@ -392,7 +392,8 @@ class LambdaRunner:
 
     def __init__(self, functions: dict[str, FunctionSpec], endpoint_url: str, region: str,
                  sink: MetricSink | None = None, log_dir: Path | None = None,
-                 max_workers: int = 4, prewarm: bool = True, service_metrics: bool = True) -> None:
+                 max_workers: int = 4, prewarm: bool = True, service_metrics: bool = True,
+                 credentials: Callable[[str], dict[str, str]] | None = None) -> None:
         self._sink = sink or NullSink()
         self._region = region
         self._endpoint = endpoint_url
@@ -400,6 +401,8 @@ class LambdaRunner:
         self._max_workers = max_workers
         self._service_metrics = service_metrics
         self._prewarm = prewarm
+        # function name -> its role's AWS_* credentials (localcloud.iam_identity); None: the admin key
+        self._credentials = credentials
         self._specs = dict(functions)
         self._pools: dict[str, _FunctionPool] = {}
         self._logs: list[_LogPump] = []
@@ -456,6 +459,8 @@ class LambdaRunner:
             "LOCALCLOUD_SERVICE_METRICS": "1" if self._service_metrics else "0",
             "_HANDLER": spec.handler,
         })
+        if self._credentials is not None:
+            env.update(self._credentials(spec.name))  # the function's execution role, as Lambda sets it
         env.update({str(k): str(v) for k, v in spec.environment.items()})
         return env
 
