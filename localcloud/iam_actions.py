@@ -21,6 +21,7 @@ Action and resource types are those of the Service Authorization Reference:
 - KMS: https://docs.aws.amazon.com/service-authorization/latest/reference/list_awskeymanagementservice.html
 - CloudWatch Logs: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html
   (log streams ``arn:aws:logs:R:A:log-group:G:log-stream:S``, which ``log-group:G:*`` grants)
+- X-Ray: https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsx-ray.html
 """
 from __future__ import annotations
 
@@ -204,6 +205,9 @@ ACTIONS: dict[tuple[str, str], tuple[str, Resolver]] = {
     ("logs", "CreateLogStream"): ("logs:CreateLogStream", _log_stream),
     ("logs", "PutLogEvents"): ("logs:PutLogEvents", _log_stream),
     ("logs", "CreateLogGroup"): ("logs:CreateLogGroup", _log_group),
+    # X-Ray is REST-JSON: the operation is known by method and path. No resource types: "*".
+    ("xray", "POST /TraceSegments"): ("xray:PutTraceSegments", _everything),
+    ("xray", "POST /TelemetryRecords"): ("xray:PutTelemetryRecords", _everything),
 }
 
 

@@ -347,3 +347,20 @@ def _cbor_map(values: dict[str, str]) -> bytes:
     for key, value in values.items():
         out += _cbor_text(key) + _cbor_text(value)
     return out
+
+
+# ---- client side (tests, diagnostics): the refusals the emulator at ``endpoint_url`` recorded ----------
+
+def fetch_refusals(endpoint_url: str) -> list[dict[str, Any]]:
+    import urllib.request
+
+    with urllib.request.urlopen(endpoint_url + ADMIN_PATH, timeout=10) as response:
+        return list(json.loads(response.read())["refusals"])
+
+
+def clear_refusals(endpoint_url: str) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(endpoint_url + ADMIN_PATH, method="DELETE")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
