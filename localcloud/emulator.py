@@ -66,8 +66,9 @@ def build_app(apply_fixes: bool = True) -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from .iam_enforcer import IamEnforcer
+    from .xray_sink import XRaySink
 
-    return IamEnforcer(FaultInjector(DomainDispatcherApplication(create_backend_app)))
+    return IamEnforcer(XRaySink(FaultInjector(DomainDispatcherApplication(create_backend_app))))
 
 
 #: moto backends the pipeline uses; names as in moto.backend_index.

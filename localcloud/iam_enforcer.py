@@ -21,7 +21,8 @@ AccessDenied error the service's protocol returns on AWS:
   https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-json-api-responses.html
 - SNS (query/XML): HTTP 403, ``AuthorizationError``
   https://docs.aws.amazon.com/sns/latest/api/CommonErrors.html
-- other query/XML services (CloudWatch, STS...): HTTP 403, ``AccessDenied``.
+- other query/XML services (CloudWatch, STS...): HTTP 403, ``AccessDenied``;
+  REST-JSON services (X-Ray): HTTP 403, ``AccessDeniedException``.
 A call of a role that the mapping does not know is refused with
 ``LocalCloudUnmappedIamCall`` (HTTP 400) naming the call: never silently allowed.
 
@@ -275,13 +276,14 @@ def _is_cbor(environ: dict[str, Any]) -> bool:
 def _denied_code(service: str, environ: dict[str, Any]) -> str:
     if service == "sns":
         return "AuthorizationError"
-    if service == "sqs" or not (_is_json(environ) or _is_cbor(environ)):
-        return "AccessDenied"
+    if service in ("sqs", "monitoring") or _is_query(environ):
+        return "AccessDenied"  # query protocol, or JSON/CBOR that is query-compatible
     return "AccessDeniedException"
 
 
 def _denied_status(service: str, environ: dict[str, Any]) -> int:
-    if (_is_json(environ) or _is_cbor(environ)) and service != "sqs":
+    """400 for awsJson services (DynamoDB, Kinesis...); 403 for query, query-compatible and REST ones."""
+    if environ.get("HTTP_X_AMZ_TARGET") and service != "sqs":
         return 400
     return 403
 
@@ -292,7 +294,8 @@ def _error(start_response: Callable[..., Any], environ: dict[str, Any], service:
     if _is_cbor(environ):
         payload = _cbor_map({"__type": code, "message": message})
         return _respond(start_response, status, payload, [("Content-Type", "application/cbor"),
-                                                          ("smithy-protocol", "rpc-v2-cbor")], request_id)
+                                                          ("smithy-protocol", "rpc-v2-cbor"),
+                                                          ("x-amzn-query-error", f"{code};Sender")], request_id)
     if _is_json(environ):
         version = "1.0" if service in ("dynamodb", "sqs") else "1.1"
         headers = [("Content-Type", f"application/x-amz-json-{version}"), ("x-amzn-ErrorType", code)]
