@@ -20,6 +20,7 @@ drives the path, and restores the policy. Paths:
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
@@ -214,16 +215,14 @@ class ProcessorWrite:
         device, _ = ctx.registry.add(f"iam-{uuid.uuid4().hex[:8]}")
         now = int(time.time() * 1000)
         data = pack(device, str(uuid.uuid4()), now, [Reading(now, 0, {"v": 1.5})])[0]
-        import base64
-
         event = {"Records": [{"kinesis": {"sequenceNumber": "1", "partitionKey": device,
                                           "data": base64.b64encode(data).decode()}}]}
         creds = ctx.credentials(role)
         # The processor handler's own client settings (handlers/processor.py), under its role.
         dynamodb = boto3.client("dynamodb", endpoint_url=ctx.endpoint, region_name=ctx.cloud.stack.region,
                                 **creds.client_kwargs(),
-                                config=Config(connect_timeout=2, read_timeout=5,
-                                              retries={"mode": "standard", "total_max_attempts": 3}))
+                                config=Config(connect_timeout=1, read_timeout=3,
+                                              retries={"mode": "standard", "total_max_attempts": 1}))
         config = ProcessorConfig(ctx.outputs["readingsTableName"], ctx.outputs["devicesTableName"])
         return process_batch(event, dynamodb=dynamodb, config=config,
                              new_backoff=lambda: Backoff(RetryPolicy(budget_s=1.0)))
