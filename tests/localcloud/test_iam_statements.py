@@ -14,9 +14,10 @@ drives the path, and restores the policy. Paths:
   a reading accepted while the reads are refused is stored once they are allowed);
 - the processor's writes: its real ``process_batch`` with a client under its role;
 - the on-failure destination: the running poller's own delivery code;
-- log delivery and X-Ray uploads, which Lambda makes with the function's role but
-  the local runner does not make at all: the calls Lambda would make, signed with
-  the role's credentials, against the enforcing emulator.
+- log delivery: the runner's gate (real CreateLogStream/PutLogEvents under the role,
+  about once a second); the function keeps working, its log lines are lost;
+- X-Ray uploads, which the local runner does not make at all (nothing is traced
+  locally): the call the X-Ray daemon would make, signed with the role's credentials.
 """
 from __future__ import annotations
 
@@ -297,21 +298,44 @@ class FailureDestination:
 
 
 class LogDelivery:
-    """Lambda's log delivery for the function (CreateLogStream + PutLogEvents on its log group)."""
+    """Lambda's log delivery under the function's role (the runner's gate, localcloud/log_delivery.py):
+    while it is refused the function still works but its log lines are lost; once allowed they flow again."""
 
-    def _deliver(self, ctx: Ctx, role: str) -> None:
-        logs = role_client("logs", ctx.endpoint, ctx.cloud.stack.region, ctx.credentials(role))
-        group = f"/aws/lambda/{ctx.function(role)}"
-        stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
-        logs.create_log_stream(logGroupName=group, logStreamName=stream)
-        logs.put_log_events(logGroupName=group, logStreamName=stream,
-                            logEvents=[{"timestamp": int(time.time() * 1000), "message": "START"}])
+    LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+    def _file(self, ctx: Ctx, role: str) -> Path:
+        return ctx.cloud.state_dir / "logs" / "lambda" / f"{ctx.function(role)}.log"
+
+    def _traffic(self, ctx: Ctx, role: str) -> str:
+        """One request that runs the role's function; returns the device (its reading is stored)."""
+        device, key = ctx.registry.add(f"iam-{uuid.uuid4().hex[:8]}")
+        assert post_reading(ctx, device, key) == 202
+        if role == "processor":
+            wait_for(lambda: stored(ctx, device), "the reading stored")
+        return device
 
     def denied(self, ctx: Ctx, role: str) -> None:
-        assert error_code(lambda: self._deliver(ctx, role)) == "AccessDeniedException"
+        delivery = ctx.cloud.dataplane.log_deliveries[ctx.function(role)]
+        clear_refusals(ctx.endpoint)
+
+        def refused() -> bool:
+            self._traffic(ctx, role)
+            return bool(ctx.refusals(role, self.LOGS)) and delivery.dropped > 0
+
+        wait_for(refused, "log delivery refused")
+        size, dropped = self._file(ctx, role).stat().st_size, delivery.dropped
+        self._traffic(ctx, role)  # the function still works...
+        wait_for(lambda: delivery.dropped >= dropped + 3, "its START/END/REPORT lines dropped")
+        assert self._file(ctx, role).stat().st_size == size  # ...but nothing of it reached its log
 
     def allowed(self, ctx: Ctx, role: str) -> None:
-        self._deliver(ctx, role)
+        size = self._file(ctx, role).stat().st_size
+
+        def grew() -> bool:
+            self._traffic(ctx, role)
+            return self._file(ctx, role).stat().st_size > size
+
+        wait_for(grew, "log lines delivered again")
 
 
 class TraceUpload:
