@@ -93,6 +93,10 @@ class RoleDirectory:
 
     def principal(self, access_key: str) -> Principal | None:
         """The role behind an access key issued by AssumeRole; None for any other key (administrator)."""
+        if not access_key.startswith("ASIA"):
+            # Temporary (STS) keys start with ASIA, long-term ones with AKIA; moto follows suit:
+            # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-unique-ids
+            return None
         with self._lock:
             known = self._principals.get(access_key)
         if known is not None:
