@@ -265,3 +265,26 @@ def test_a_policy_change_applies_to_the_next_call(sandbox: dict[str, Any]) -> No
     finally:
         iam.delete_role_policy(RoleName=name, PolicyName="guard")
     assert as_role(sandbox, "dynamodb").get_item(TableName=name, Key={"id": {"S": "x"}})["Item"]
+
+
+def test_log_delivery_follows_the_role(sandbox: dict[str, Any]) -> None:
+    """The runner's log gate: refused lines are dropped; allowed ones reach the log group; an error
+    that is not IAM's (a missing log group) keeps lines rather than losing them."""
+    from localcloud.log_delivery import LogDelivery
+
+    emulator, name = sandbox["emulator"], sandbox["name"]
+    logs, iam = emulator.client("logs"), emulator.client("iam")
+    logs.create_log_group(logGroupName=f"/aws/lambda/{name}")
+    delivery = LogDelivery(emulator.endpoint_url, "us-east-1", sandbox["creds"], name, recheck_s=0)
+    assert delivery.admit(b"first\n") is False and delivery.dropped == 1
+    iam.put_role_policy(RoleName=name, PolicyName="logs", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        allow(["logs:CreateLogStream", "logs:PutLogEvents"], "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/*")]}))
+    try:
+        assert delivery.admit(b"second\n") is True and delivery.delivered == 1
+        events = logs.get_log_events(logGroupName=delivery.group, logStreamName=delivery.stream)["events"]
+        assert [e["message"] for e in events] == ["second"]
+        orphan = LogDelivery(emulator.endpoint_url, "us-east-1", sandbox["creds"], f"{name}-no-group", recheck_s=0)
+        assert orphan.admit(b"kept\n") is True
+    finally:
+        iam.delete_role_policy(RoleName=name, PolicyName="logs")
+    assert delivery.admit(b"third\n") is False
