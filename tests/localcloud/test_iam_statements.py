@@ -47,7 +47,7 @@ from handlers.telemetry.records import pack
 from handlers.telemetry.validation import Reading
 from localcloud.cloud import LocalCloud
 from localcloud.iam_enforcer import clear_refusals, fetch_refusals
-from localcloud.iam_identity import Credentials, role_client
+from localcloud.iam_identity import Credentials, assume_role, role_client, role_of
 from localcloud.poller import StreamRecord
 
 pytestmark = pytest.mark.e2e
@@ -109,10 +109,19 @@ class Ctx:
                 return resource.state["role"], resource.state["name"], json.loads(policy) if isinstance(policy, str) else policy
         raise AssertionError(f"no provisioned policy for {role}")
 
-    def refusals(self, role: str, actions: set[str]) -> list[dict[str, Any]]:
+    def session(self, role: str, name: str) -> Credentials:
+        """A session of the role of its own (as another execution environment of the function has), so
+        its refusals can be told from those of the running function's."""
+        role_arn = role_of(self.cloud.stack, self.function(role))
+        assert role_arn is not None
+        return assume_role(self.endpoint, self.cloud.stack.region, role_arn, name)
+
+    def refusals(self, role: str, actions: set[str], session: str | None = None) -> list[dict[str, Any]]:
         role_name = self.role_policy(role)[0]
+        marker = f":assumed-role/{role_name}/{session or ''}"
         return [r for r in fetch_refusals(self.endpoint)
-                if f":assumed-role/{role_name}/" in r["principal"] and r["action"] in actions]
+                if (r["principal"].endswith(marker) if session else marker in r["principal"])
+                and r["action"] in actions]
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +229,7 @@ class ProcessorWrite:
         data = pack(device, str(uuid.uuid4()), now, [Reading(now, 0, {"v": 1.5})])[0]
         event = {"Records": [{"kinesis": {"sequenceNumber": "1", "partitionKey": device,
                                           "data": base64.b64encode(data).decode()}}]}
-        creds = ctx.credentials(role)
+        creds = ctx.session(role, "iam-test")
         # The processor handler's own client settings (handlers/processor.py), under its role.
         dynamodb = boto3.client("dynamodb", endpoint_url=ctx.endpoint, region_name=ctx.cloud.stack.region,
                                 **creds.client_kwargs(),
@@ -234,7 +243,7 @@ class ProcessorWrite:
         clear_refusals(ctx.endpoint)
         assert error_code(lambda: self._run(ctx, role)) == "AccessDeniedException"
         # Refused once: an AccessDenied is a deployment error, never retried as transient.
-        assert len(ctx.refusals(role, {self.action})) == 1
+        assert len(ctx.refusals(role, {self.action}, session="iam-test")) == 1
 
     def allowed(self, ctx: Ctx, role: str) -> None:
         outcome = self._run(ctx, role)
