@@ -38,10 +38,9 @@ class LogDelivery:
         self.recheck_s = recheck_s
         self.delivered = 0
         self.dropped = 0
-        self._endpoint_url = endpoint_url
-        self._region = region
-        self._credentials = credentials
-        self._client: Any = None
+        # Made here, on the runner's starting thread: creating boto3 clients from the default
+        # session is not thread-safe, and every pump thread calls admit().
+        self._client: Any = role_client("logs", endpoint_url, region, credentials)
         self._stream_created = False
         self._allowed = True
         self._checked_at = float("-inf")
@@ -69,8 +68,6 @@ class LogDelivery:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            if self._client is None:
-                self._client = role_client("logs", self._endpoint_url, self._region, self._credentials)
             if not self._stream_created:
                 try:
                     self._client.create_log_stream(logGroupName=self.group, logStreamName=self.stream)
@@ -88,6 +85,6 @@ class LogDelivery:
                 return False
             log.debug("log delivery check for %s failed (%s); lines kept", self.group, code)
             return True
-        except BotoCoreError as exc:
-            log.debug("log delivery check for %s failed (%s); lines kept", self.group, exc)
+        except (BotoCoreError, Exception) as exc:  # noqa: BLE001 - the pump thread must never die here
+            log.debug("log delivery check for %s failed (%r); lines kept", self.group, exc)
             return True
