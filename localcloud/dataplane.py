@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .gateway import Gateway
+from .iam_identity import ADMIN, FunctionIdentities
+from .log_delivery import LogDelivery
 from .model import ProvisionedStack
 from .monitor import Monitor
 from .poller import StreamPoller
@@ -38,8 +40,12 @@ class DataPlane:
         self.monitor = Monitor(stack.endpoint_url, stack.region, flush_interval_s=flush_interval_s,
                                evaluation_interval_s=evaluation_interval_s, time_scale=alarm_time_scale,
                                queue_urls=tuple(queues))
+        # Each function, and the Lambda service on its behalf, calls the emulator under its own role.
+        self.identities = FunctionIdentities(stack)
+        self.log_deliveries: dict[str, LogDelivery] = {}
         self.runner = LambdaRunner(stack.functions, stack.endpoint_url, stack.region, sink=self.monitor,
-                                   log_dir=self.log_dir, max_workers=max_workers_per_function)
+                                   log_dir=self.log_dir, max_workers=max_workers_per_function,
+                                   credentials=self.identities.env, log_gate=self._log_delivery)
         self.gateways: list[Gateway] = []
         self.pollers: list[StreamPoller] = []
         self._poll_interval_s = poll_interval_s
@@ -56,6 +62,15 @@ class DataPlane:
     @property
     def api_url(self) -> str:
         return self.gateway.url
+
+    def _log_delivery(self, function: str) -> Any:
+        """Log lines reach the function's log only while its role may deliver them (log_delivery.py)."""
+        if self.identities.credentials(function) is ADMIN:
+            return None  # no declared role (hand-built stacks): nothing to check
+        delivery = LogDelivery(self.stack.endpoint_url, self.stack.region, self.identities.credentials(function),
+                               function)
+        self.log_deliveries[function] = delivery
+        return delivery.admit
 
     def _role_of(self, function: str) -> str | None:
         for resource in self.stack.resources:
@@ -85,6 +100,7 @@ class DataPlane:
                 poller = StreamPoller(mapping, self.runner, endpoint_url=self.stack.endpoint_url,
                                       region=self.stack.region, sink=self.monitor,
                                       role_arn=self._role_of(mapping.function),
+                                      credentials=self.identities.credentials(mapping.function),
                                       observe_stream=mapping.stream_arn not in observed,
                                       poll_interval_s=self._poll_interval_s)
                 observed.add(mapping.stream_arn)

@@ -56,22 +56,26 @@ def client_env(endpoint_url: str, region: str = DEFAULT_REGION) -> dict[str, str
     }
 
 
-def build_app(apply_fixes: bool = True) -> FaultInjector:
-    """The emulator's WSGI app: moto's dispatcher behind the fault injector."""
+def build_app(apply_fixes: bool = True) -> Any:
+    """The emulator's WSGI app: moto's dispatcher behind the fault injector, behind IAM
+    enforcement (a refused call never reaches fault rules or moto, as on AWS)."""
     if apply_fixes:
         from . import emulator_patches
 
         emulator_patches.apply()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return FaultInjector(DomainDispatcherApplication(create_backend_app))
+    from .iam_enforcer import IamEnforcer
+    from .xray_sink import XRaySink
+
+    return IamEnforcer(XRaySink(FaultInjector(DomainDispatcherApplication(create_backend_app))))
 
 
 #: moto backends the pipeline uses; names as in moto.backend_index.
 WARM_SERVICES = ("kinesis", "dynamodb", "iam", "logs", "awslambda", "apigateway", "sqs", "sns", "cloudwatch", "kms", "sts")
 
 
-def warm_up(app: FaultInjector, region: str = DEFAULT_REGION) -> float:
+def warm_up(app: Any, region: str = DEFAULT_REGION) -> float:
     """Build moto's per-service apps and backends ahead of the first request.
 
     moto does both lazily on a service's first request, under the dispatcher's
@@ -95,7 +99,7 @@ def warm_up(app: FaultInjector, region: str = DEFAULT_REGION) -> float:
     return time.perf_counter() - started
 
 
-def _make_server(host: str, port: int, app: FaultInjector) -> Any:
+def _make_server(host: str, port: int, app: Any) -> Any:
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 

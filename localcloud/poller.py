@@ -48,7 +48,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .model import MappingSpec
-from .monitor import aws_client
+from .iam_identity import Credentials, role_client
 from .runner import LambdaRunner, MetricSink, NullSink
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ def _iso_ms(ts: float) -> str:
 class StreamPoller:
     def __init__(self, mapping: MappingSpec, runner: LambdaRunner, *, endpoint_url: str, region: str,
                  sink: MetricSink | None = None, role_arn: str | None = None, observe_stream: bool = True,
+                 credentials: Credentials | None = None,
                  poll_interval_s: float = 0.1, retry_backoff_s: float = 0.05,
                  relist_interval_s: float = 10.0, max_idle_poll_s: float = 0.5) -> None:
         self.mapping = mapping
@@ -135,9 +136,10 @@ class StreamPoller:
         self.retry_backoff_s = retry_backoff_s
         self.relist_interval_s = relist_interval_s
         self.max_idle_poll_s = max(poll_interval_s, max_idle_poll_s)
-        self._kinesis = aws_client("kinesis", endpoint_url, region)
-        self._sqs = aws_client("sqs", endpoint_url, region)
-        self._sns = aws_client("sns", endpoint_url, region)
+        # Lambda reads the stream and sends to the on-failure destination with the function's role.
+        self._kinesis = role_client("kinesis", endpoint_url, region, credentials)
+        self._sqs = role_client("sqs", endpoint_url, region, credentials)
+        self._sns = role_client("sns", endpoint_url, region, credentials)
         self._stop = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
         self._initial: dict[str, str] = {}

@@ -35,7 +35,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Callable, Protocol
 
 from .model import FunctionSpec
 
@@ -190,11 +190,12 @@ class _Worker:
 class _LogPump:
     """Copies every worker's output into the function's log file and lifts EMF metrics."""
 
-    def __init__(self, path: Path, sink: MetricSink) -> None:
+    def __init__(self, path: Path, sink: MetricSink, admit: Callable[[bytes], bool] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "ab", buffering=0)
         self._lock = threading.Lock()
         self._sink = sink
+        self._admit = admit  # log delivery under the function's role (localcloud.log_delivery); None: all lines
         self._threads: list[threading.Thread] = []
 
     def attach(self, stream: IO[bytes]) -> None:
@@ -207,6 +208,8 @@ class _LogPump:
             if line.startswith(_METRIC_MARKER):
                 self._publish_observation(line[len(_METRIC_MARKER):])
                 continue
+            if self._admit is not None and not self._admit(line):
+                continue  # refused by IAM: lost with its EMF metrics, as on AWS
             with self._lock:
                 if not self._file.closed:
                     self._file.write(line)
@@ -392,7 +395,9 @@ class LambdaRunner:
 
     def __init__(self, functions: dict[str, FunctionSpec], endpoint_url: str, region: str,
                  sink: MetricSink | None = None, log_dir: Path | None = None,
-                 max_workers: int = 4, prewarm: bool = True, service_metrics: bool = True) -> None:
+                 max_workers: int = 4, prewarm: bool = True, service_metrics: bool = True,
+                 credentials: Callable[[str], dict[str, str]] | None = None,
+                 log_gate: Callable[[str], Callable[[bytes], bool]] | None = None) -> None:
         self._sink = sink or NullSink()
         self._region = region
         self._endpoint = endpoint_url
@@ -400,6 +405,9 @@ class LambdaRunner:
         self._max_workers = max_workers
         self._service_metrics = service_metrics
         self._prewarm = prewarm
+        # function name -> its role's AWS_* credentials (localcloud.iam_identity); None: the admin key
+        self._credentials = credentials
+        self._log_gate = log_gate  # function name -> its log delivery check; None: every line is kept
         self._specs = dict(functions)
         self._pools: dict[str, _FunctionPool] = {}
         self._logs: list[_LogPump] = []
@@ -413,7 +421,8 @@ class LambdaRunner:
             for name, spec in self._specs.items():
                 reserved = spec.reserved_concurrency is not None and spec.reserved_concurrency >= 0
                 cap = spec.reserved_concurrency if reserved else UNRESERVED_CONCURRENCY
-                log = _LogPump(self._log_dir / "lambda" / f"{name}.log", self._sink)
+                log = _LogPump(self._log_dir / "lambda" / f"{name}.log", self._sink,
+                               self._log_gate(name) if self._log_gate else None)
                 self._logs.append(log)
                 self._pools[name] = _FunctionPool(spec, self.environment_for(spec), int(cap or 0),
                                                   reserved, self._max_workers, log)
@@ -456,6 +465,8 @@ class LambdaRunner:
             "LOCALCLOUD_SERVICE_METRICS": "1" if self._service_metrics else "0",
             "_HANDLER": spec.handler,
         })
+        if self._credentials is not None:
+            env.update(self._credentials(spec.name))  # the function's execution role, as Lambda sets it
         env.update({str(k): str(v) for k, v in spec.environment.items()})
         return env
 
