@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .gateway import Gateway
+from .meter import UsageMeter
 from .model import ProvisionedStack
 from .monitor import Monitor
 from .poller import StreamPoller
@@ -38,8 +39,9 @@ class DataPlane:
         self.monitor = Monitor(stack.endpoint_url, stack.region, flush_interval_s=flush_interval_s,
                                evaluation_interval_s=evaluation_interval_s, time_scale=alarm_time_scale,
                                queue_urls=tuple(queues))
+        self.meter = UsageMeter()  # the cost meter's data-plane half (localcloud/meter.py)
         self.runner = LambdaRunner(stack.functions, stack.endpoint_url, stack.region, sink=self.monitor,
-                                   log_dir=self.log_dir, max_workers=max_workers_per_function)
+                                   log_dir=self.log_dir, max_workers=max_workers_per_function, meter=self.meter)
         self.gateways: list[Gateway] = []
         self.pollers: list[StreamPoller] = []
         self._poll_interval_s = poll_interval_s
@@ -77,7 +79,7 @@ class DataPlane:
             for index, api in enumerate(self.stack.apis):
                 gateway = Gateway(api, self.runner, self.stack.functions, region=self.stack.region,
                                   host=self.host, port=self.port if index == 0 else 0, sink=self.monitor,
-                                  log_dir=self.log_dir)
+                                  log_dir=self.log_dir, meter=self.meter)
                 self.gateways.append(gateway)
                 gateway.start()
             observed: set[str] = set()

@@ -57,14 +57,18 @@ def client_env(endpoint_url: str, region: str = DEFAULT_REGION) -> dict[str, str
 
 
 def build_app(apply_fixes: bool = True) -> FaultInjector:
-    """The emulator's WSGI app: moto's dispatcher behind the fault injector."""
+    """The emulator's WSGI app: moto's dispatcher behind the cost meter, behind the fault injector
+    (a call the injector refuses never reaches moto, so AWS would not bill it and neither does the meter)."""
+    from . import meter_emulator
+
+    meter_emulator.install()  # before the fixes: their backend lock then covers the meter's wrappers too
     if apply_fixes:
         from . import emulator_patches
 
         emulator_patches.apply()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return FaultInjector(DomainDispatcherApplication(create_backend_app))
+    return FaultInjector(meter_emulator.MeterApp(DomainDispatcherApplication(create_backend_app)))
 
 
 #: moto backends the pipeline uses; names as in moto.backend_index.

@@ -157,8 +157,9 @@ class Gateway:
     def __init__(self, api: ApiSpec, runner: LambdaRunner, functions: dict[str, FunctionSpec], *,
                  region: str, host: str = "127.0.0.1", port: int = 0, sink: MetricSink | None = None,
                  log_dir: Path | None = None, account_id: str = ACCOUNT_ID,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, meter: Any = None) -> None:
         _check_supported(api)
+        self.meter = meter  # localcloud.meter.UsageMeter: every answered request is a billed one
         self.api = api
         self.runner = runner
         self.functions = functions
@@ -242,6 +243,8 @@ class Gateway:
         variables.update({"status": response.status, "responseLength": len(response.body),
                           "responseLatency": round(latency_ms)})
         self.access_log.write(variables)
+        if self.meter is not None:
+            self.meter.http_request(len(request.body))
         self.sink.put("AWS/ApiGateway", "Count", self._dims, 1.0, "Count")
         self.sink.put("AWS/ApiGateway", "4xx", self._dims, 1.0 if 400 <= response.status < 500 else 0.0, "Count")
         self.sink.put("AWS/ApiGateway", "5xx", self._dims, 1.0 if response.status >= 500 else 0.0, "Count")

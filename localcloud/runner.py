@@ -392,8 +392,10 @@ class LambdaRunner:
 
     def __init__(self, functions: dict[str, FunctionSpec], endpoint_url: str, region: str,
                  sink: MetricSink | None = None, log_dir: Path | None = None,
-                 max_workers: int = 4, prewarm: bool = True, service_metrics: bool = True) -> None:
+                 max_workers: int = 4, prewarm: bool = True, service_metrics: bool = True,
+                 meter: Any = None) -> None:
         self._sink = sink or NullSink()
+        self._meter = meter  # localcloud.meter.UsageMeter: billable units of each invocation
         self._region = region
         self._endpoint = endpoint_url
         self._log_dir = log_dir or default_log_dir()
@@ -518,9 +520,13 @@ class LambdaRunner:
                                     started)
             pool.give_back(worker)
             if reply.get("ok"):
-                return self._finish(dims, InvokeResult(request_id, payload=reply.get("result")), started)
-            return self._finish(dims, InvokeResult(request_id, error_type=reply.get("errorType", "Error"),
-                                                   error_message=reply.get("errorMessage", "")), started)
+                result = self._finish(dims, InvokeResult(request_id, payload=reply.get("result")), started)
+            else:
+                result = self._finish(dims, InvokeResult(request_id, error_type=reply.get("errorType", "Error"),
+                                                         error_message=reply.get("errorMessage", "")), started)
+            if self._meter is not None:
+                self._meter.invocation(function, spec.memory_mb, result.duration_ms, reply.get("usage"))
+            return result
         finally:
             pool.leave()
 
