@@ -53,6 +53,8 @@ class FleetReport:
     first_post_to_last_stored_s: float | None = None
     notes: list[str] = field(default_factory=list)
     verify_requested: bool = True
+    cost: Any = None  # planner.breakdown.Breakdown: $ per million readings, when a cost meter was there
+    usage: dict[str, Any] | None = None  # the meter's raw counts behind ``cost``
 
     def latency_ms(self) -> dict[str, float | None]:
         lat = self.ledger.latencies_s
@@ -108,6 +110,7 @@ class FleetReport:
             "alarmChanges": None if self.alarm_changes is None else [c.to_json() for c in self.alarm_changes],
             "alarmError": self.alarm_error,
             "notes": self.notes,
+            "cost": None if self.cost is None else {**self.cost.to_json(), "usage": self.usage},
             "exitCode": self.exit_code(),
         }
 
@@ -159,6 +162,8 @@ class FleetReport:
                 rows.append((f"  alarm {c.name}", f"{c.before} -> {c.after}" + (f" ({len(c.transitions)} transitions)" if c.transitions else "")))
         width = max(len(k) for k, _ in rows)
         lines = ["Fleet report", "=" * (width + 30)] + [f"{k.ljust(width)}  {val}" for k, val in rows]
+        if self.cost is not None:
+            lines.append(self.cost.render("$ per million readings"))
         lines += [f"note: {n}" for n in self.notes]
         lines += [f"missing e.g. {m}" for m in v.missing_examples]
         code = self.exit_code()
