@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: help venv test test-unit test-e2e demo serve bench bench-cold clean
+.PHONY: help venv test test-unit test-e2e demo serve bench bench-cold bench-cost readme-cost clean
 
 help:
 	@echo "make test    - unit tests (Pulumi mocks, handlers on moto) and local-cloud end-to-end tests"
@@ -13,6 +13,8 @@ help:
 	@echo "make serve   - run the local cloud in the foreground until Ctrl-C (STACK=dev|prod)"
 	@echo "make bench   - throughput and start-up benchmark of the local pipeline"
 	@echo "make bench-cold - what each Lambda handler's cold start spends on imports"
+	@echo "make bench-cost - \$$ per million readings at the reference workload, dev and prod (cost meter)"
+	@echo "make readme-cost - regenerate README's cost section from the planner"
 	@echo "make clean   - remove venv/, .localcloud/ and caches"
 
 venv: $(STAMP)
@@ -45,6 +47,12 @@ bench: $(STAMP)
 
 bench-cold: $(STAMP)
 	$(PY) -m benchmarks.cold_import
+
+bench-cost: $(STAMP)
+	$(PY) -m benchmarks.cost
+
+readme-cost: $(STAMP)
+	$(PY) -m planner readme --write
 
 clean:
 	rm -rf $(VENV) .localcloud .pytest_cache

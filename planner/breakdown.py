@@ -66,22 +66,32 @@ class Breakdown:
             "notes": self.notes,
         }
 
-    def render(self, title: str = "cost per million readings") -> str:
-        rows = [(l.item, f"{_qty(l.quantity)} {l.unit}", f"{self.per_million(l):.4f}", l.note)
-                for l in self.lines if l.kind == "usage"]
-        fixed = [(l.item, f"{_qty(l.quantity)} {l.unit}", f"{self.per_million(l):.4f}", l.note)
-                 for l in self.lines if l.kind == "fixed"]
-        width = max([len(r[0]) for r in rows + fixed] + [10])
+    def render(self, title: str = "cost per million readings", show_dollars: bool = False) -> str:
+        """A text table; ``show_dollars`` adds the period's dollars before the $/M column."""
+        def cells(l: Line) -> tuple[str, str, str, str]:
+            per_m = f"{self.per_million(l):.4f}"
+            return (l.item, f"{_qty(l.quantity)} {l.unit}",
+                    f"{l.dollars:>10,.2f}  {per_m:>8}" if show_dollars else per_m, l.note)
+
+        rows = [cells(l) for l in self.lines if l.kind == "usage"]
+        fixed = [cells(l) for l in self.lines if l.kind == "fixed"]
+        width = max([len(r[0]) for r in rows + fixed] + [16])
         qwidth = max([len(r[1]) for r in rows + fixed] + [8])
+        head = f"{'$/' + self.period:>10}  $/M readings" if show_dollars else "$/M readings"
         out = [f"{title} ({self.period}, {self.readings:,.0f} readings)",
-               f"  {'line item'.ljust(width)}  {'quantity'.ljust(qwidth)}  $/M readings"]
+               f"  {'line item'.ljust(width)}  {'quantity'.ljust(qwidth)}  {head}"]
         out += [f"  {a.ljust(width)}  {b.ljust(qwidth)}  {c:>8}" + (f"  {d}" if d else "") for a, b, c, d in rows]
-        out.append(f"  {'per-use subtotal'.ljust(width)}  {''.ljust(qwidth)}  {self.total('usage'):>8.4f}")
+        def total(label: str, kind: Kind | None) -> str:
+            dollars = sum(l.dollars for l in self.lines if kind is None or l.kind == kind)
+            value = (f"{dollars:>10,.2f}  {self.total(kind):>8.4f}" if show_dollars else f"{self.total(kind):>8.4f}")
+            return f"  {label.ljust(width)}  {''.ljust(qwidth)}  {value}"
+
+        out.append(total("per-use subtotal", "usage"))
         if fixed:
             out.append(f"  fixed monthly costs, amortised over {self.monthly_readings / 1e6:,.1f} M readings a month:")
             out += [f"  {a.ljust(width)}  {b.ljust(qwidth)}  {c:>8}" + (f"  {d}" if d else "") for a, b, c, d in fixed]
-            out.append(f"  {'fixed subtotal'.ljust(width)}  {''.ljust(qwidth)}  {self.total('fixed'):>8.4f}")
-        out.append(f"  {'TOTAL'.ljust(width)}  {''.ljust(qwidth)}  {self.total():>8.4f}")
+            out.append(total("fixed subtotal", "fixed"))
+        out.append(total("TOTAL", None))
         if self.storage is not None:
             s = self.storage
             out.append(f"  readings storage over the {s.ttl_days}-day TTL{' with PITR' if s.pitr else ''}: "
@@ -91,6 +101,8 @@ class Breakdown:
 
 
 def _qty(value: float) -> str:
+    if 0 < abs(value) < 1:
+        return f"{value:.3g}"
     if value >= 100 or float(value).is_integer():
         return f"{value:,.0f}"
     return f"{value:,.2f}"
