@@ -83,6 +83,12 @@ def checks(p: Plan) -> list[Check]:
                      + (f"reserved {reserved}" if reserved >= 0 else "the account's unreserved 1,000"),
                      processor_needed, reserved if reserved >= 0 else ACCOUNT_CONCURRENCY, "concurrent",
                      f"raise processorReservedConcurrency to {processor_needed} or lower processorParallelization"))
+    throughput = (d.shards * s.processor.parallelization_factor * 1000 / d.processor_ms_per_record
+                  if d.processor_ms_per_record else math.inf)
+    out.append(Check("Lambda processor throughput",
+                     f"peak records/s vs shards x processorParallelization x 1000 / modelled "
+                     f"{d.processor_ms_per_record:.1f} ms per record", records_s, throughput, "records/s",
+                     "raise processorMemoryMb (more CPU), processorParallelization or the shard count"))
     readings_wcu = d.readings_writes_per_request * d.readings_wru_per_write / p.workload.interval_s * peak
     out.append(Check("DynamoDB readings partition (busiest device)",
                      "write units/s into one device's partition vs 1,000 WCU per partition",

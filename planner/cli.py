@@ -1,6 +1,7 @@
 """``python -m planner``: monthly cost and capacity checks of a fleet on a stack; the README's cost section.
 
     python -m planner plan --stack prod --devices 1000 --interval 60 --readings 10 [--reading-bytes 200]
+    python -m planner memory --stack prod
     python -m planner readme [--write | --check]
 
 Exit codes: 0 fine; 1 ``plan``: a capacity check does not fit / ``readme --check``: the README
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project-dir", type=Path, default=None, help="repository root (default: this checkout)")
     p.add_argument("--calibration", type=Path, default=None, help="per-request figures (default docs/cost-calibration.json)")
     p.add_argument("--prices", type=Path, default=None, help="price list (default docs/prices-us-east-1.json)")
+    m = sub.add_parser("memory", help="each function's compute cost and cold start at each memory size (measured CPU)")
+    m.add_argument("--stack", required=True)
     r = sub.add_parser("readme", help="print, --write or --check the README's generated cost section")
     mode = r.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="replace the section in README.md")
@@ -102,6 +105,19 @@ def _readme(args: argparse.Namespace) -> int:
     return 0
 
 
+def _memory(args: argparse.Namespace) -> int:
+    from .calibration import CalibrationError
+    from .memory import main as memory_main
+    from .prices import load_prices
+
+    try:
+        print(memory_main(args.stack, load_prices()))
+    except CalibrationError as exc:
+        print(f"planner: --stack {args.stack}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return _plan(args) if args.command == "plan" else _readme(args)
+    return {"plan": _plan, "memory": _memory, "readme": _readme}[args.command](args)

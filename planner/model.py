@@ -89,6 +89,7 @@ class Derived:
     readings_wru_per_write: int
     devices_update_interval_s: float
     devices_wru_per_update: float
+    processor_ms_per_record: float  # modelled, at the processor's memory
 
 
 @dataclass
@@ -150,6 +151,7 @@ def plan(stack: str, settings: Settings, workload: Workload, calibration: dict[s
     miss_rate = request_rate if cache_ttl <= 0 else w.devices / max(cache_ttl, w.interval_s)
     rates = {"ingest": request_rate, "authorizer": min(request_rate, miss_rate), "processor": proc_rate_per_shard * shards}
     functions: dict[str, FunctionLoad] = {}
+    processor_ms_per_record = 0.0
     for role in ("authorizer", "ingest", "processor"):
         cal = _function(calibration, role)
         memory = fs[role].memory_mb
@@ -157,6 +159,9 @@ def plan(stack: str, settings: Settings, workload: Workload, calibration: dict[s
             per_record = 1.0 / max(float(cal.get("recordsPerInvocation") or 1.0), 1e-9)
             cpu = cal["cpuMsPerInvocation"] * per_record * records_per_proc
             calls = {op: n * per_record * records_per_proc for op, n in cal["callsPerInvocation"].items()}
+            processor_ms_per_record = units.modelled_duration_ms(
+                cal["cpuMsPerInvocation"] * per_record,
+                units.service_wait_ms({op: n * per_record for op, n in cal["callsPerInvocation"].items()}), memory)
         else:
             cpu, calls = cal["cpuMsPerInvocation"], dict(cal["callsPerInvocation"])
         ms = _modelled_ms(cpu, calls, memory)
@@ -226,6 +231,6 @@ def plan(stack: str, settings: Settings, workload: Workload, calibration: dict[s
     derived = Derived(request_rate=request_rate, record_rate=record_rate, record_bytes=record_bytes, shards=shards,
                       functions=functions, readings_writes_per_request=writes_per_request,
                       readings_wru_per_write=wru_per_write, devices_update_interval_s=update_interval,
-                      devices_wru_per_update=wru_per_update)
+                      devices_wru_per_update=wru_per_update, processor_ms_per_record=processor_ms_per_record)
     return Plan(stack=stack, workload=w, settings=settings, breakdown=breakdown, derived=derived,
                 calibration=calibration)
