@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: help venv test test-unit test-e2e demo serve bench bench-cold bench-cost readme-cost clean
+.PHONY: help venv test test-unit test-e2e demo serve bench bench-cold bench-cost readme-cost soak clean
 
 help:
 	@echo "make test    - unit tests (Pulumi mocks, handlers on moto) and local-cloud end-to-end tests"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench-cold - what each Lambda handler's cold start spends on imports"
 	@echo "make bench-cost - \$$ per million readings at the reference workload, dev and prod (cost meter)"
 	@echo "make readme-cost - regenerate README's cost section from the planner"
+	@echo "make soak    - a fleet of 50,000+ readings under transient DynamoDB/Kinesis faults strands nothing"
 	@echo "make clean   - remove venv/, .localcloud/ and caches"
 
 venv: $(STAMP)
@@ -53,6 +54,9 @@ bench-cost: $(STAMP)
 
 readme-cost: $(STAMP)
 	$(PY) -m planner readme --write
+
+soak: $(STAMP)
+	$(PY) -m benchmarks.transient_faults
 
 clean:
 	rm -rf $(VENV) .localcloud .pytest_cache
