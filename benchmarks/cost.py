@@ -89,6 +89,7 @@ def run_stack(stack: str, args: argparse.Namespace) -> tuple[FleetReport, dict[s
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress when piped to a file
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     results: dict[str, Any] = {"startedAt": dt.datetime.now(dt.timezone.utc).isoformat(), "loadAverage1m": load,
                                "commit": _commit(), "workload": vars(args), "stacks": {}}

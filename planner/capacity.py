@@ -53,19 +53,19 @@ def checks(p: Plan) -> list[Check]:
     stream_what = f"{d.shards} shard(s)" if provisioned else "on-demand (initial 4 MB/s)"
     need_bytes = math.ceil(bytes_s / SHARD_BYTES_PER_S)
     need_records = math.ceil(records_s / SHARD_RECORDS_PER_S)
-    fix = (f"set shardCount to at least {max(need_bytes, need_records, 1)} or streamMode ON_DEMAND" if provisioned
-           else "on-demand scales to twice the previous peak; pre-warm by switching to PROVISIONED with enough shards")
+    fix = (f"needs shardCount >= {max(need_bytes, need_records, 1)}, or streamMode ON_DEMAND" if provisioned
+           else "on-demand grows to twice its previous peak; above that, PROVISIONED with enough shards")
     out.append(Check("Kinesis write throughput", f"peak bytes/s into the stream vs {stream_what} x 1 MB/s",
                      bytes_s, d.shards * SHARD_BYTES_PER_S, "B/s", fix))
     out.append(Check("Kinesis write records", f"peak records/s vs {stream_what} x 1,000 records/s",
                      records_s, d.shards * SHARD_RECORDS_PER_S, "records/s", fix))
     out.append(Check("HTTP API stage throttle (rate)", "peak requests/s vs apiThrottleRate",
                      d.request_rate * peak, s.api.throttle_rate, "req/s",
-                     f"raise apiThrottleRate to at least {math.ceil(d.request_rate * peak)} (the account allows 10,000)"))
+                     f"needs apiThrottleRate >= {math.ceil(d.request_rate * peak)} (the account allows 10,000)"))
     out.append(Check("HTTP API stage throttle (burst)", "devices sending at the same instant (e.g. after an outage) "
                      "vs apiThrottleBurst", p.workload.devices, s.api.throttle_burst, "requests",
-                     f"the excess gets 429 and the devices retry; raise apiThrottleBurst to {p.workload.devices} "
-                     "to accept them at once", advisory=True))
+                     f"beyond it devices get 429 and retry; apiThrottleBurst >= {p.workload.devices} "
+                     "accepts them all at once", advisory=True))
     fs = s.functions.by_role()
     for role in ("ingest", "authorizer"):
         load = d.functions[role]
@@ -76,32 +76,32 @@ def checks(p: Plan) -> list[Check]:
                          f"peak invocations/s x modelled {load.modelled_ms:.0f} ms vs "
                          + (f"reserved {reserved}" if reserved >= 0 else "the account's unreserved 1,000"),
                          needed, limit, "concurrent",
-                         f"raise {role}ReservedConcurrency above {math.ceil(needed)}"))
+                         f"needs {role}ReservedConcurrency >= {math.ceil(needed)} (or -1, unreserved)"))
     processor_needed = d.shards * s.processor.parallelization_factor
     reserved = fs["processor"].reserved_concurrency
     out.append(Check("Lambda processor concurrency", "shards x processorParallelization vs "
                      + (f"reserved {reserved}" if reserved >= 0 else "the account's unreserved 1,000"),
                      processor_needed, reserved if reserved >= 0 else ACCOUNT_CONCURRENCY, "concurrent",
-                     f"raise processorReservedConcurrency to {processor_needed} or lower processorParallelization"))
+                     f"needs processorReservedConcurrency >= {processor_needed}, or a lower processorParallelization"))
     throughput = (d.shards * s.processor.parallelization_factor * 1000 / d.processor_ms_per_record
                   if d.processor_ms_per_record else math.inf)
     out.append(Check("Lambda processor throughput",
                      f"peak records/s vs shards x processorParallelization x 1000 / modelled "
                      f"{d.processor_ms_per_record:.1f} ms per record", records_s, throughput, "records/s",
-                     "raise processorMemoryMb (more CPU), processorParallelization or the shard count"))
+                     "if short: more processorMemoryMb (CPU), processorParallelization or shards"))
     readings_wcu = d.readings_writes_per_request * d.readings_wru_per_write / p.workload.interval_s * peak
     out.append(Check("DynamoDB readings partition (busiest device)",
                      "write units/s into one device's partition vs 1,000 WCU per partition",
                      readings_wcu, PARTITION_WCU, "WCU/s",
-                     f"a single device may send at most every "
-                     f"{d.readings_writes_per_request * d.readings_wru_per_write * peak / PARTITION_WCU:.3f} s; "
-                     "beyond that, spread its readings over more partition keys"))
+                     f"a device sending more often than every "
+                     f"{d.readings_writes_per_request * d.readings_wru_per_write * peak / PARTITION_WCU:.3f} s "
+                     "would need its readings spread over more partition keys"))
     out.append(Check("DynamoDB devices item (busiest device)", "latest-reading updates/s of one device vs 1,000 WCU",
                      d.devices_wru_per_update / d.devices_update_interval_s * peak, PARTITION_WCU, "WCU/s",
-                     "bounded by one update per device per processor batch"))
+                     "at most one update per device per processor batch: nothing to change"))
     memory_checks = []
     for role, load in d.functions.items():
         memory_checks.append(Check(f"Lambda {role} memory", "peak RSS measured by the meter vs declared memory",
                                    load.max_rss_mb, fs[role].memory_mb, "MB",
-                                   f"raise {role}MemoryMb above {math.ceil(load.max_rss_mb * 1.25)}"))
+                                   f"needs {role}MemoryMb >= {math.ceil(load.max_rss_mb * 1.25)} (peak + 25 %)"))
     return out + memory_checks
