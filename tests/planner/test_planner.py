@@ -94,7 +94,7 @@ def test_capacity_checks_name_the_number_and_the_fix() -> None:
     by_name = {c.name: c for c in checks(p)}
     stream = by_name["Kinesis write records"]
     assert not stream.ok and stream.value == pytest.approx(3000 * 2) and stream.limit == 1000
-    assert "shardCount >= 6" in stream.advice
+    assert "shardCount >= 12" in stream.advice  # 6,000 records/s x 2,000 B = 11.4 MiB/s: bytes decide
     throttle = by_name["HTTP API stage throttle (rate)"]
     assert not throttle.ok and throttle.limit == settings.api.throttle_rate and "apiThrottleRate" in throttle.advice
     small = plan("dev", settings, Workload(devices=10, interval_s=60, readings=10), calibration(), PRICES)
