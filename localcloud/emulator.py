@@ -61,7 +61,7 @@ def build_app(apply_fixes: bool = True) -> FaultInjector:
     (a call the injector refuses never reaches moto, so AWS would not bill it and neither does the meter)."""
     from . import meter_emulator
 
-    meter_emulator.install()  # before the fixes: their backend lock then covers the meter's wrappers too
+    meter_emulator.install()
     if apply_fixes:
         from . import emulator_patches
 

@@ -13,9 +13,9 @@ Two hooks, both installed by :func:`localcloud.emulator.build_app`:
   also counts SQS actions (except GetQueueAttributes, which only the local monitor calls to
   emulate CloudWatch's free SQS metrics) and serves the counters on ``GET /_localcloud/meter``
   (``DELETE`` resets them).
-* wrappers around moto's Kinesis backend ``put_records``/``put_record``/``get_records``:
-  records stored, their size (data + partition key), PUT payload units (25 KB) and
-  on-demand bytes (each record rounded up to 1 KB), and bytes read back.
+* wrappers around moto's Kinesis ``Stream.put_record`` and backend ``get_records``: records
+  stored, their size (data + partition key), PUT payload units (25 KB) and on-demand bytes
+  (each record rounded up to 1 KB), and bytes read back.
 
 Every count is attributed to a caller: ``pipeline`` when the request came from a Lambda
 worker (botocore puts ``exec-env/AWS_Lambda_...`` in the User-Agent because the runner sets
@@ -99,39 +99,31 @@ def count_put(stream: str, record_bytes: int) -> None:
 
 
 def install() -> None:
-    """Wrap moto's Kinesis backend (idempotent). Call before emulator_patches.apply(), so the
-    backend lock it adds also covers these wrappers."""
+    """Wrap moto's Kinesis models (idempotent).
+
+    Records are counted in ``Stream.put_record``, which both PutRecord and PutRecords call once per
+    stored record, below the backend lock that emulator_patches adds (so that lock, and tests that
+    remove it, see moto's backend methods unchanged). Reads are counted in the backend's
+    ``get_records``. moto also calls ``Stream.put_record`` when it reshards a stream
+    (UpdateShardCount), which the pipeline never does.
+    """
     global _INSTALLED
     if _INSTALLED:
         return
-    from moto.kinesis.models import KinesisBackend
+    from moto.kinesis.models import KinesisBackend, Stream
+    from moto.kinesis.utils import decompose_shard_iterator
 
-    put_records, put_record, get_records = (KinesisBackend.put_records, KinesisBackend.put_record,
-                                            KinesisBackend.get_records)
+    put_record, get_records = Stream.put_record, KinesisBackend.get_records
 
-    def metered_put_records(self: Any, stream_arn: str, stream_name: str, records: list[dict[str, Any]]) -> Any:
-        result = put_records(self, stream_arn, stream_name, records)
-        stream = _stream(stream_arn, stream_name)
-        COUNTERS.add(("kinesis", caller(), stream, "calls"), 1)
-        for record, entry in zip(records, result.get("Records", [])):
-            if not entry.get("ErrorCode"):
-                count_put(stream, _b64_len(record.get("Data", "")) + len(record.get("PartitionKey", "").encode()))
-        return result
-
-    def metered_put_record(self: Any, stream_arn: str, stream_name: str, partition_key: str,
-                           explicit_hash_key: str, data: str) -> Any:
-        result = put_record(self, stream_arn, stream_name, partition_key, explicit_hash_key, data)
-        stream = _stream(stream_arn, stream_name)
-        COUNTERS.add(("kinesis", caller(), stream, "calls"), 1)
-        count_put(stream, _b64_len(data) + len(partition_key.encode()))
+    def metered_put_record(self: Any, partition_key: str, explicit_hash_key: str, data: str) -> Any:
+        result = put_record(self, partition_key, explicit_hash_key, data)
+        count_put(self.stream_name, _b64_len(data) + len(partition_key.encode()))
         return result
 
     def metered_get_records(self: Any, stream_arn: str | None, shard_iterator: str, limit: int | None) -> Any:
         result = get_records(self, stream_arn, shard_iterator, limit)
         records = result[1]
         if records:
-            from moto.kinesis.utils import decompose_shard_iterator
-
             stream = _stream(stream_arn, None if stream_arn else decompose_shard_iterator(shard_iterator)[0])
             base = ("kinesis", caller(), stream)
             COUNTERS.add(base + ("readRecords",), len(records))
@@ -139,8 +131,7 @@ def install() -> None:
                                                      for r in records))
         return result
 
-    KinesisBackend.put_records = metered_put_records
-    KinesisBackend.put_record = metered_put_record
+    Stream.put_record = metered_put_record
     KinesisBackend.get_records = metered_get_records
     _INSTALLED = True
 
