@@ -39,6 +39,8 @@ class UsageMeter:
         self._functions: dict[str, dict[str, Any]] = {}
 
     def http_request(self, request_bytes: int) -> None:
+        """Every answered request, errors included (whether AWS bills a throttled 429 or a denied
+        401/403 on HTTP APIs was not confirmed: counting them errs on the expensive side)."""
         with self._lock:
             self._http["requests"] += 1
             self._http["billedRequests"] += units.http_api_requests(request_bytes)

@@ -9,7 +9,9 @@ Two hooks, both installed by :func:`localcloud.emulator.build_app`:
   before and after moto runs it, and applies the unit rules: a write costs
   ``ceil(max(before, after) / 1 KB)`` per item (BatchWriteItem per item; a conditional write
   that fails is still charged, on the item's size), GetItem/BatchGetItem ``ceil(size / 4 KB)``
-  per item, Query/Scan ``ceil(total returned / 4 KB)``, halved unless ``ConsistentRead``. It
+  per item (on the whole item, as AWS charges whatever the projection), Query/Scan
+  ``ceil(total returned / 4 KB)`` (of the items as returned: a projection or filter would make
+  AWS's figure larger), halved unless ``ConsistentRead``. It
   also counts SQS actions (except GetQueueAttributes, which only the local monitor calls to
   emulate CloudWatch's free SQS metrics) and serves the counters on ``GET /_localcloud/meter``
   (``DELETE`` resets them).
@@ -216,7 +218,8 @@ class MeterApp:
             else:
                 self._read(who, operation, request, raw, peek)
         elif status == 400 and b"ConditionalCheckFailed" in raw and len(writes) == 1:
-            # A failed conditional write still consumes write units, on the existing item's size.
+            # A failed conditional write still consumes write units, on the existing item's size (at
+            # least 1): https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html
             table, _key = writes[0]
             if before[0] is not None:
                 self._write(who, table, before[0], before[0])
