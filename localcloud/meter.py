@@ -3,7 +3,8 @@
 Three sources, combined by :func:`collect` into one JSON-able snapshot:
 
 * this process's data plane (:class:`UsageMeter`, fed by the gateway and the Lambda runner):
-  HTTP API requests (metered per 512 KB), and per function the invocations, the local
+  HTTP API requests (metered per 512 KB), bytes written to each log group (Lambda output and the
+  API's access log: CloudWatch Logs ingestion), and per function the invocations, the local
   wall-clock duration and the *modelled AWS duration*: the invocation's CPU time, stretched by
   the function's CPU share (memory / 1,769 MB), plus a stated latency per AWS call
   (:data:`localcloud.billing_units.SERVICE_LATENCY_MS`), each rounded up to 1 ms, times the
@@ -37,6 +38,7 @@ class UsageMeter:
         self._lock = threading.Lock()
         self._http: dict[str, float] = {"requests": 0, "billedRequests": 0, "requestBytes": 0}
         self._functions: dict[str, dict[str, Any]] = {}
+        self._logs: dict[str, int] = {}  # log group -> bytes written (Lambda output, API access log)
 
     def http_request(self, request_bytes: int) -> None:
         """Every answered request, errors included (whether AWS bills a throttled 429 or a denied
@@ -45,6 +47,13 @@ class UsageMeter:
             self._http["requests"] += 1
             self._http["billedRequests"] += units.http_api_requests(request_bytes)
             self._http["requestBytes"] += request_bytes
+
+    def log_bytes(self, group: str, n: int) -> None:
+        """Bytes a function (or the API's access log) wrote to its log: CloudWatch Logs ingestion.
+        Locally the platform lines (START/END/REPORT) are shorter than AWS's, so this undercounts."""
+        if n:
+            with self._lock:
+                self._logs[group] = self._logs.get(group, 0) + n
 
     def invocation(self, function: str, memory_mb: int, wall_ms: float, usage: dict[str, Any] | None) -> None:
         """One finished invocation (errors included: AWS bills them too)."""
@@ -75,7 +84,7 @@ class UsageMeter:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return json.loads(json.dumps({"http": self._http, "lambda": self._functions}))
+            return json.loads(json.dumps({"http": self._http, "lambda": self._functions, "logs": self._logs}))
 
 
 def fetch_emulator_usage(endpoint_url: str, reset: bool = False, timeout_s: float = 10.0) -> dict[str, Any]:

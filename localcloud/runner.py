@@ -190,11 +190,12 @@ class _Worker:
 class _LogPump:
     """Copies every worker's output into the function's log file and lifts EMF metrics."""
 
-    def __init__(self, path: Path, sink: MetricSink) -> None:
+    def __init__(self, path: Path, sink: MetricSink, count: Any = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "ab", buffering=0)
         self._lock = threading.Lock()
         self._sink = sink
+        self._count = count  # called with each log line's size: CloudWatch Logs bills ingested bytes
         self._threads: list[threading.Thread] = []
 
     def attach(self, stream: IO[bytes]) -> None:
@@ -207,6 +208,8 @@ class _LogPump:
             if line.startswith(_METRIC_MARKER):
                 self._publish_observation(line[len(_METRIC_MARKER):])
                 continue
+            if self._count is not None:
+                self._count(len(line))
             with self._lock:
                 if not self._file.closed:
                     self._file.write(line)
@@ -415,7 +418,8 @@ class LambdaRunner:
             for name, spec in self._specs.items():
                 reserved = spec.reserved_concurrency is not None and spec.reserved_concurrency >= 0
                 cap = spec.reserved_concurrency if reserved else UNRESERVED_CONCURRENCY
-                log = _LogPump(self._log_dir / "lambda" / f"{name}.log", self._sink)
+                count = None if self._meter is None else (lambda n, f=name: self._meter.log_bytes(f, n))
+                log = _LogPump(self._log_dir / "lambda" / f"{name}.log", self._sink, count)
                 self._logs.append(log)
                 self._pools[name] = _FunctionPool(spec, self.environment_for(spec), int(cap or 0),
                                                   reserved, self._max_workers, log)

@@ -30,9 +30,11 @@ def derive(usage: dict[str, Any], *, stack: str, requests: int, readings: int, r
     """Unit figures per request / invocation / record from one metered run (``localcloud.meter.delta``)."""
     dataplane, emulator = usage["dataplane"], usage["emulator"]
     functions: dict[str, Any] = {}
+    logs = dataplane.get("logs", {})
     for name, f in dataplane.get("lambda", {}).items():
         n, measured = f.get("invocations", 0), max(1, f.get("measured", 0))
         functions[function_role(name)] = {
+            "logBytesPerInvocation": _per(logs.get(name, 0), n),
             "memoryMb": f["memoryMb"],
             "invocationsPerRequest": _per(n, requests),
             "cpuMsPerInvocation": f["cpuMs"] / measured,
@@ -68,6 +70,8 @@ def derive(usage: dict[str, Any], *, stack: str, requests: int, readings: int, r
                      "readingsPerRequest": _per(readings, requests), "readingBytes": round(reading_bytes, 1),
                      "seconds": round(usage.get("seconds", 0.0), 1)},
         "httpBilledPerRequest": _per(dataplane.get("http", {}).get("billedRequests", 0), requests),
+        "accessLogBytesPerRequest": _per(sum(n for g, n in logs.items() if g.startswith("api-access")),
+                                         dataplane.get("http", {}).get("requests", 0)),
         "kinesisRecordsPerRequest": _per(kinesis_records, requests),
         "kinesisBytesPerRecord": _per(kinesis_bytes, kinesis_records),
         "functions": functions,

@@ -94,6 +94,15 @@ def price_usage(usage: dict[str, Any], readings: int, prices: Prices, *, ttl_day
         notes.append(f"not priced: {wru:,.0f} WRU and {rru:,.1f} RRU by callers outside the pipeline "
                      "(fleet registration and read-back)")
 
+    logs = dataplane.get("logs", {})
+    if logs:
+        total = sum(logs.values())
+        per_group = ", ".join(f"{function_role(g) if not g.startswith('api-access') else 'API access log'} "
+                              f"{n / max(1, readings) * 1e6 / 1e9:.3g} GB" for g, n in sorted(logs.items()))
+        lines.append(Line("CloudWatch Logs ingestion", total / GB, "GB",
+                          total / GB * prices["cloudwatch_logs_ingestion_per_gb"],
+                          note=f"per M readings: {per_group}"))
+
     sqs = sum(v.get("requests", 0) for v in emulator.get("sqs", {}).values())
     lines.append(Line("SQS requests", sqs, "requests", sqs * prices["sqs_per_million_requests"] / 1e6))
 

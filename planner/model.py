@@ -18,6 +18,8 @@ request, bytes per reading), the meter's per-request figures measured on that st
   layout (about one write per reading measured) scales its writes with readings per request,
   any other layout scales its item size; WRUs by the 1 KB rule. Devices table: one update per
   device per processor batch (per max(interval, batching window)); authorizer reads per cache miss.
+- CloudWatch Logs: the measured log bytes per invocation of each function and per request of
+  the API's access log (the stack's log level decides them), at the ingestion price.
 - Fixed: shard-hours or on-demand stream-hours from the settings; alarm metrics, KMS keys and
   dashboards as provisioned in the measured run.
 - Storage: the measured stored bytes per reading (scaled with bytes per reading) for the TTL,
@@ -152,6 +154,7 @@ def plan(stack: str, settings: Settings, workload: Workload, calibration: dict[s
     rates = {"ingest": request_rate, "authorizer": min(request_rate, miss_rate), "processor": proc_rate_per_shard * shards}
     functions: dict[str, FunctionLoad] = {}
     processor_ms_per_record = 0.0
+    log_bytes = requests_m * float(calibration.get("accessLogBytesPerRequest") or 0.0)
     for role in ("authorizer", "ingest", "processor"):
         cal = _function(calibration, role)
         memory = fs[role].memory_mb
@@ -166,12 +169,17 @@ def plan(stack: str, settings: Settings, workload: Workload, calibration: dict[s
             cpu, calls = cal["cpuMsPerInvocation"], dict(cal["callsPerInvocation"])
         ms = _modelled_ms(cpu, calls, memory)
         invocations = rates[role] * month
+        log_bytes += invocations * float(cal.get("logBytesPerInvocation") or 0.0)
         functions[role] = FunctionLoad(role, memory, rates[role], ms, float(cal.get("maxRssMb") or 0.0))
         lines.append(Line(f"Lambda {role} requests", invocations, "invocations",
                           invocations * prices["lambda_per_million_requests"] / 1e6))
         gb_s = invocations * memory / 1024 * ms / 1000
         lines.append(Line(f"Lambda {role} compute", gb_s, "GB-s", gb_s * prices["lambda_per_gb_second_arm64"],
                           note=f"{memory} MB x {ms:.0f} ms modelled"))
+
+    lines.append(Line("CloudWatch Logs ingestion", log_bytes / GB, "GB",
+                      log_bytes / GB * prices["cloudwatch_logs_ingestion_per_gb"],
+                      note="function output + API access log, bytes per call as measured"))
 
     # Kinesis per-use
     records_m = record_rate * month

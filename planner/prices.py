@@ -12,7 +12,7 @@ REQUIRED = (
     "dynamodb_pitr_per_gb_month", "kinesis_provisioned_per_shard_hour", "kinesis_provisioned_per_million_put_units",
     "kinesis_on_demand_per_stream_hour", "kinesis_on_demand_per_gb_in", "kinesis_on_demand_per_gb_out",
     "cloudwatch_alarm_per_metric_month", "cloudwatch_dashboard_per_month", "kms_key_per_month",
-    "sqs_per_million_requests",
+    "sqs_per_million_requests", "cloudwatch_logs_ingestion_per_gb",
 )
 
 

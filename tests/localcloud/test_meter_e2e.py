@@ -93,6 +93,13 @@ def test_meter_counts_what_a_short_run_sent_and_stored(tmp_path: Path) -> None:
     assert devices["reads"] == functions["authorizer"]["invocations"]  # one consistent GetItem per miss
     assert devices["readUnits"] == devices["reads"]  # a device item is under 4 KB
 
+    # CloudWatch Logs: the access log's bytes are the file the gateway wrote; functions logged something
+    logs = usage["dataplane"]["logs"]
+    access = [n for group, n in logs.items() if group.startswith("api-access")]
+    assert access == [(tmp_path / "localcloud" / "logs" / "access.log").stat().st_size]
+    ingest_log = next(n for group, n in logs.items() if group.endswith("-ingest"))
+    assert ingest_log >= led.requests * len(b"START RequestId: ")  # at least the platform lines
+
     # and the fleet report prices it per million readings
     assert report.cost is not None
     http_line = next(line for line in report.cost.lines if line.item == "HTTP API requests")

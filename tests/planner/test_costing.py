@@ -30,7 +30,11 @@ def test_usage_meter_counts_http_units_and_models_lambda_duration() -> None:
     meter.http_request(512 * 1024 + 1)
     meter.invocation("p-dev-ingest", 1769, 40.2, {"cpuMs": 3.0, "calls": {"kinesis.PutRecords": 1}, "maxRssMb": 70})
     meter.invocation("p-dev-ingest", 1769, 9.0, None)  # no usage reported (e.g. a killed worker): wall only
+    meter.log_bytes("p-dev-ingest", 100)
+    meter.log_bytes("p-dev-ingest", 0)
+    meter.log_bytes("api-access-x", 50)
     snap = meter.snapshot()
+    assert snap["logs"] == {"p-dev-ingest": 100, "api-access-x": 50}
     assert snap["http"] == {"requests": 2, "billedRequests": 3, "requestBytes": 2 * 512 * 1024 + 1}
     f = snap["lambda"]["p-dev-ingest"]
     assert (f["invocations"], f["measured"]) == (2, 1)
@@ -46,7 +50,8 @@ def _usage(seconds: float = 100.0) -> dict:
                       "lambda": {"p-dev-ingest": {"memoryMb": 1024, "invocations": 100_000, "measured": 100_000,
                                                   "wallMs": 1e6, "wallGbSeconds": 1000.0, "cpuMs": 1e5,
                                                   "serviceWaitMs": 1e6, "modelledMs": 2e6,
-                                                  "modelledGbSeconds": 2000.0, "calls": {}, "maxRssMb": 80}}},
+                                                  "modelledGbSeconds": 2000.0, "calls": {}, "maxRssMb": 80}},
+                      "logs": {"p-dev-ingest": GB // 2, "api-access-a1": GB // 2}},
         "emulator": {
             "kinesis": {"pipeline": {"s1": {"records": 100_000, "putUnits": 100_000, "onDemandBytes": 2 * GB,
                                             "bytes": GB}},
@@ -72,6 +77,7 @@ def test_price_usage_per_million_readings_by_line() -> None:
     assert per_m["DynamoDB readings writes"] == pytest.approx(PRICES["dynamodb_on_demand_per_million_wru"])
     assert "DynamoDB readings reads" not in per_m  # the fleet's read-back is not the pipeline's cost
     assert per_m["SQS requests"] == pytest.approx(10 * 0.4 / 1e6)
+    assert per_m["CloudWatch Logs ingestion"] == pytest.approx(PRICES["cloudwatch_logs_ingestion_per_gb"])  # 1 GB
     assert b.total("usage") == pytest.approx(sum(b.per_million(l) for l in b.lines if l.kind == "usage"))
     assert b.total() == pytest.approx(b.total("usage") + b.total("fixed"))
 
