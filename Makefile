@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: help venv check policy test test-unit test-e2e demo serve bench bench-cold soak clean
+.PHONY: help venv check policy test test-unit test-e2e demo serve bench bench-cold bench-cost readme-cost soak clean
 
 help:
 	@echo "make check   - ruff and mypy (config in pyproject.toml); every noqa / type: ignore must name its rule and say why"
@@ -15,6 +15,8 @@ help:
 	@echo "make serve   - run the local cloud in the foreground until Ctrl-C (STACK=dev|prod)"
 	@echo "make bench   - throughput and start-up benchmark of the local pipeline"
 	@echo "make bench-cold - what each Lambda handler's cold start spends on imports"
+	@echo "make bench-cost - \$$ per million readings at the reference workload, dev and prod (cost meter)"
+	@echo "make readme-cost - regenerate README's cost section from the planner"
 	@echo "make soak    - a fleet of 50,000+ readings under transient DynamoDB/Kinesis faults strands nothing"
 	@echo "make clean   - remove venv/, .localcloud/ and caches"
 
@@ -66,6 +68,12 @@ bench: $(STAMP)
 
 bench-cold: $(STAMP)
 	$(PY) -m benchmarks.cold_import
+
+bench-cost: $(STAMP)
+	$(PY) -m benchmarks.cost
+
+readme-cost: $(STAMP)
+	$(PY) -m planner readme --write
 
 soak: $(STAMP)
 	$(PY) -m benchmarks.transient_faults

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .cli import EXIT_INTERRUPTED, EXIT_USAGE, emit
 from .config import ConfigError, config_from_args
+from .cost import attach_cost, usage_snapshot
 from .report import EXIT_NO_SERVICE
 from .runner import RunError, run
 
@@ -46,7 +47,9 @@ def demo(args: argparse.Namespace) -> int:
             devices_table=outputs.get("devicesTableName"),
             stack_file=stack_file if stack_file.is_file() else None,
         )
+        usage_before = usage_snapshot(cloud)
         report = run(config, before_alarm_check=cloud.dataplane.monitor.evaluate_alarms)
+        attach_cost(report, cloud, usage_before, args.stack, project_dir)
         return emit(report, config)
     except ConfigError as exc:
         print(f"fleet demo: {exc}", file=sys.stderr)

@@ -17,6 +17,7 @@ from typing import Any
 from .gateway import Gateway
 from .iam_identity import ADMIN, FunctionIdentities
 from .log_delivery import LogDelivery
+from .meter import UsageMeter
 from .model import ProvisionedStack
 from .monitor import Monitor
 from .poller import StreamPoller
@@ -43,9 +44,11 @@ class DataPlane:
         # Each function, and the Lambda service on its behalf, calls the emulator under its own role.
         self.identities = FunctionIdentities(stack)
         self.log_deliveries: dict[str, LogDelivery] = {}
+        self.meter = UsageMeter()  # the cost meter's data-plane half (localcloud/meter.py)
         self.runner = LambdaRunner(stack.functions, stack.endpoint_url, stack.region, sink=self.monitor,
                                    log_dir=self.log_dir, max_workers=max_workers_per_function,
-                                   credentials=self.identities.env, log_gate=self._log_delivery)
+                                   credentials=self.identities.env, log_gate=self._log_delivery,
+                                   meter=self.meter)
         self.gateways: list[Gateway] = []
         self.pollers: list[StreamPoller] = []
         self._poll_interval_s = poll_interval_s
@@ -92,7 +95,7 @@ class DataPlane:
             for index, api in enumerate(self.stack.apis):
                 gateway = Gateway(api, self.runner, self.stack.functions, region=self.stack.region,
                                   host=self.host, port=self.port if index == 0 else 0, sink=self.monitor,
-                                  log_dir=self.log_dir)
+                                  log_dir=self.log_dir, meter=self.meter)
                 self.gateways.append(gateway)
                 gateway.start()
             observed: set[str] = set()

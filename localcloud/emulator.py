@@ -57,8 +57,12 @@ def client_env(endpoint_url: str, region: str = DEFAULT_REGION) -> dict[str, str
 
 
 def build_app(apply_fixes: bool = True) -> Any:
-    """The emulator's WSGI app: moto's dispatcher behind the fault injector, behind IAM
-    enforcement (a refused call never reaches fault rules or moto, as on AWS)."""
+    """The emulator's WSGI app: moto's dispatcher behind the cost meter, behind the fault injector,
+    behind IAM enforcement. A call IAM refuses never reaches fault rules or moto, as on AWS; a call
+    the injector refuses never reaches moto, so AWS would not bill it and neither does the meter."""
+    from . import meter_emulator
+
+    meter_emulator.install()
     if apply_fixes:
         from . import emulator_patches
 
@@ -68,7 +72,7 @@ def build_app(apply_fixes: bool = True) -> Any:
     from .iam_enforcer import IamEnforcer
     from .xray_sink import XRaySink
 
-    return IamEnforcer(XRaySink(FaultInjector(DomainDispatcherApplication(create_backend_app))))
+    return IamEnforcer(XRaySink(FaultInjector(meter_emulator.MeterApp(DomainDispatcherApplication(create_backend_app)))))
 
 
 #: moto backends the pipeline uses; names as in moto.backend_index.

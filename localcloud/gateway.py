@@ -119,13 +119,15 @@ class AccessLog:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(path, "a", encoding="utf-8", buffering=1)
 
-    def write(self, variables: dict[str, Any]) -> None:
+    def write(self, variables: dict[str, Any]) -> int:
+        """Append one line; returns its size in bytes (0 when the stage has no access log)."""
         if self._file is None or self.fmt is None:
-            return
-        line = self.VARIABLE.sub(lambda m: _fmt(variables.get(m.group(1))), self.fmt)
+            return 0
+        line = self.VARIABLE.sub(lambda m: _fmt(variables.get(m.group(1))), self.fmt).replace("\n", " ") + "\n"
         with self._lock:
             if not self._file.closed:
-                self._file.write(line.replace("\n", " ") + "\n")
+                self._file.write(line)
+        return len(line.encode())
 
     def close(self) -> None:
         with self._lock:
@@ -165,9 +167,11 @@ class Gateway:
     def __init__(self, api: ApiSpec, runner: LambdaRunner, functions: dict[str, FunctionSpec], *,
                  region: str, host: str = "127.0.0.1", port: int = 0, sink: MetricSink | None = None,
                  log_dir: Path | None = None, account_id: str = ACCOUNT_ID,
-                 clock: Callable[[], float] = time.monotonic, limits: FrontDoorLimits | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, limits: FrontDoorLimits | None = None,
+                 meter: Any = None) -> None:
         _check_supported(api)
         self.limits = limits or FrontDoorLimits()
+        self.meter = meter  # localcloud.meter.UsageMeter: every answered request is a billed one
         self.api = api
         self.runner = runner
         self.functions = functions
@@ -262,7 +266,10 @@ class Gateway:
         response.headers.append(("apigw-requestid", request.request_id))
         variables.update({"status": response.status, "responseLength": len(response.body),
                           "responseLatency": round(latency_ms)})
-        self.access_log.write(variables)
+        logged = self.access_log.write(variables)
+        if self.meter is not None:
+            self.meter.http_request(len(request.body))
+            self.meter.log_bytes(f"api-access-{self.api.api_id}", logged)
         self.sink.put("AWS/ApiGateway", "Count", self._dims, 1.0, "Count")
         self.sink.put("AWS/ApiGateway", "4xx", self._dims, 1.0 if 400 <= response.status < 500 else 0.0, "Count")
         self.sink.put("AWS/ApiGateway", "5xx", self._dims, 1.0 if response.status >= 500 else 0.0, "Count")

@@ -190,12 +190,14 @@ class _Worker:
 class _LogPump:
     """Copies every worker's output into the function's log file and lifts EMF metrics."""
 
-    def __init__(self, path: Path, sink: MetricSink, admit: Callable[[bytes], bool] | None = None) -> None:
+    def __init__(self, path: Path, sink: MetricSink, admit: Callable[[bytes], bool] | None = None,
+                 count: Any = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "ab", buffering=0)
         self._lock = threading.Lock()
         self._sink = sink
         self._admit = admit  # log delivery under the function's role (localcloud.log_delivery); None: all lines
+        self._count = count  # called with each log line's size: CloudWatch Logs bills ingested bytes
         self._threads: list[threading.Thread] = []
 
     def attach(self, stream: IO[bytes]) -> None:
@@ -210,6 +212,8 @@ class _LogPump:
                 continue
             if self._admit is not None and not self._admit(line):
                 continue  # refused by IAM: lost with its EMF metrics, as on AWS
+            if self._count is not None:
+                self._count(len(line))
             with self._lock:
                 if not self._file.closed:
                     self._file.write(line)
@@ -397,8 +401,10 @@ class LambdaRunner:
                  sink: MetricSink | None = None, log_dir: Path | None = None,
                  max_workers: int = 4, prewarm: bool = True, service_metrics: bool = True,
                  credentials: Callable[[str], dict[str, str]] | None = None,
-                 log_gate: Callable[[str], Callable[[bytes], bool]] | None = None) -> None:
+                 log_gate: Callable[[str], Callable[[bytes], bool]] | None = None,
+                 meter: Any = None) -> None:
         self._sink = sink or NullSink()
+        self._meter = meter  # localcloud.meter.UsageMeter: billable units of each invocation
         self._region = region
         self._endpoint = endpoint_url
         self._log_dir = log_dir or default_log_dir()
@@ -421,8 +427,9 @@ class LambdaRunner:
             for name, spec in self._specs.items():
                 reserved = spec.reserved_concurrency is not None and spec.reserved_concurrency >= 0
                 cap = spec.reserved_concurrency if reserved else UNRESERVED_CONCURRENCY
+                count = None if self._meter is None else (lambda n, f=name: self._meter.log_bytes(f, n))
                 log = _LogPump(self._log_dir / "lambda" / f"{name}.log", self._sink,
-                               self._log_gate(name) if self._log_gate else None)
+                               self._log_gate(name) if self._log_gate else None, count)
                 self._logs.append(log)
                 self._pools[name] = _FunctionPool(spec, self.environment_for(spec), int(cap or 0),
                                                   reserved, self._max_workers, log)
@@ -529,9 +536,13 @@ class LambdaRunner:
                                     started)
             pool.give_back(worker)
             if reply.get("ok"):
-                return self._finish(dims, InvokeResult(request_id, payload=reply.get("result")), started)
-            return self._finish(dims, InvokeResult(request_id, error_type=reply.get("errorType", "Error"),
-                                                   error_message=reply.get("errorMessage", "")), started)
+                result = self._finish(dims, InvokeResult(request_id, payload=reply.get("result")), started)
+            else:
+                result = self._finish(dims, InvokeResult(request_id, error_type=reply.get("errorType", "Error"),
+                                                         error_message=reply.get("errorMessage", "")), started)
+            if self._meter is not None:
+                self._meter.invocation(function, spec.memory_mb, result.duration_ms, reply.get("usage"))
+            return result
         finally:
             pool.leave()
 

@@ -85,7 +85,7 @@ def test_dev_functions_match_declarations(dev: tuple[Emulator, ProvisionedStack]
     ingest = lam.get_function(FunctionName=names["ingest"])
     config = ingest["Configuration"]
     assert (config["Handler"], config["Timeout"], config["MemorySize"], config["Runtime"]) == (
-        "ingest.handler", 10, 512, "python3.12")
+        "ingest.handler", 10, 256, "python3.12")  # Pulumi.dev.yaml: ingestMemoryMb 256
     env = config["Environment"]["Variables"]
     assert env["STREAM_NAME"] == stack.outputs["streamName"] and env["LOG_LEVEL"] == "DEBUG"
     assert "Concurrency" not in ingest  # dev: unreserved
