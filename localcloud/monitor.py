@@ -9,8 +9,9 @@ on the emulator. Raw samples are also kept in memory for a bounded time, because
 the emulator cannot compute percentiles (aws-facts.md section 7).
 
 Alarms: ``evaluate_alarms(now)`` reads the alarms back from the emulator with
-``describe_alarms``, computes each alarm's statistic per period over the
-evaluation range ending at ``now`` (math in ``alarms.py``), writes changed
+``describe_alarms``, computes each alarm's statistic for its last N complete
+periods, fixed and aligned to the period boundary as CloudWatch's are (``periods``;
+math in ``alarms.py``), writes changed
 states with ``set_alarm_state`` and publishes AWS's alarm notification JSON to
 each action topic. A background thread calls it every ``evaluation_interval_s``.
 The statistics come from the samples held here (per-second aggregates kept for
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import logging
 import threading
 import time
@@ -251,14 +253,27 @@ class Monitor:
         return found
 
     def periods(self, alarm: dict[str, Any], now: float) -> list[tuple[float | None, int]]:
-        """(statistic, sample count) for each of the alarm's last N periods, oldest first."""
+        """(statistic, sample count) for each of the alarm's last N complete periods, oldest first.
+
+        CloudWatch aggregates a metric into fixed periods aligned to the period boundary (a 60 s
+        period runs from :00 to :00 of each minute) and an evaluation looks at the newest N
+        *complete* periods: an alarm evaluated at 11:26:05 reports datapoints for 11:23, 11:24 and
+        11:25. The evaluation window slides by whole periods as time passes, so a datapoint's value
+        never changes once its period is over; a window sliding with the clock instead re-cuts the
+        same samples into new buckets and can go ALARM -> OK -> ALARM after a fault has stopped.
+        https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-evaluation.html
+        https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-evaluation-window.html
+        No evaluation delay is modelled: samples here are stamped when they reach the monitor, so a
+        period is final as soon as it ends (on AWS, late-arriving datapoints can still change it).
+        With a time scale, periods are aligned to multiples of the scaled period since the epoch.
+        """
         if not alarm.get("MetricName") or alarm.get("Metrics"):
             raise alarms.UnsupportedAlarm("metric math alarms are not evaluated locally")
         period = float(alarm["Period"]) * self.time_scale
         n = int(alarm["EvaluationPeriods"])
-        # Windows end just after ``now`` so samples of the current second count; with a time
-        # scale below 1 (demos and tests) the windows are fractions of a second, so keep them exact.
-        end = int(now) + 1 if self.time_scale == 1.0 else now
+        end = math.floor(now / period) * period  # the newest complete period ends here
+        if self.time_scale == 1.0:
+            end = float(int(end))
         dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
         values: list[tuple[float | None, int]] = []
         for i in range(n - 1, -1, -1):
@@ -273,9 +288,14 @@ class Monitor:
                 values.append((_from_aggregate(alarm["Statistic"], agg), int(agg[0]) if agg else 0))
         return values
 
-    def _evaluate_one(self, alarm: dict[str, Any], now: float) -> dict[str, Any] | None:
-        periods = self.periods(alarm, now)
-        values = [value for value, _ in periods]
+    def decide(self, alarm: dict[str, Any], now: float) -> alarms.Decision | None:
+        """The alarm's state at ``now`` from its complete periods; None when the state is kept
+        without a decision (a percentile over too few samples with EvaluateLowSampleCountPercentile
+        ``ignore``). Pure apart from reading the samples held here."""
+        return self._decide(alarm, now, self.periods(alarm, now))
+
+    def _decide(self, alarm: dict[str, Any], now: float,
+                periods: list[tuple[float | None, int]]) -> alarms.Decision | None:
         minimum = alarms.low_sample_minimum(alarm.get("ExtendedStatistic") or "")
         if minimum is not None and alarm.get("EvaluateLowSampleCountPercentile") == "ignore":
             # A scaled period (time_scale < 1) sees that fraction of a real period's requests:
@@ -284,10 +304,18 @@ class Monitor:
             if 0 < newest < minimum:
                 return None  # too few samples for this percentile: the state does not change
         n = int(alarm["EvaluationPeriods"])
-        decision = alarms.decide(
-            values, threshold=float(alarm["Threshold"]), operator=alarm["ComparisonOperator"],
+        return alarms.decide(
+            [value for value, _ in periods], threshold=float(alarm["Threshold"]),
+            operator=alarm["ComparisonOperator"],
             datapoints_to_alarm=int(alarm.get("DatapointsToAlarm") or n),
             treat_missing=alarm.get("TreatMissingData", "missing"), current_state=alarm["StateValue"])
+
+    def _evaluate_one(self, alarm: dict[str, Any], now: float) -> dict[str, Any] | None:
+        periods = self.periods(alarm, now)
+        decision = self._decide(alarm, now, periods)
+        if decision is None:
+            return None
+        values = [value for value, _ in periods]
         old = alarm["StateValue"]
         if decision.state == old:
             return None

@@ -1,0 +1,80 @@
+"""The monitor evaluates fixed periods aligned to the period boundary, as CloudWatch does.
+
+No emulator needed: ``Monitor.decide`` reads only the samples held in memory.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from localcloud import alarms
+from localcloud.monitor import Monitor
+
+MINUTE = 60.0
+T0 = 1_700_000_040.0  # 40 s into a minute: a fault rarely starts on a period boundary
+
+
+def _alarm(**over: Any) -> dict[str, Any]:
+    """An alarm as describe_alarms returns it: api-4xx's tuning (Sum >= 100 in 3 of 5 minutes)."""
+    alarm = {"AlarmName": "api-4xx", "Namespace": "AWS/ApiGateway", "MetricName": "4xx",
+             "Dimensions": [{"Name": "ApiId", "Value": "a1"}, {"Name": "Stage", "Value": "$default"}],
+             "Statistic": "Sum", "Period": 60, "EvaluationPeriods": 5, "DatapointsToAlarm": 3,
+             "Threshold": 100.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+             "TreatMissingData": "notBreaching", "StateValue": alarms.OK}
+    alarm.update(over)
+    return alarm
+
+
+def _states_over_time(monitor: Monitor, alarm: dict[str, Any], start: float, end: float,
+                      every: float) -> list[tuple[float, str]]:
+    """Evaluate every ``every`` seconds as the monitor's loop does; the state transitions seen."""
+    transitions: list[tuple[float, str]] = []
+    t = start
+    while t <= end:
+        decision = monitor.decide(alarm, t)
+        if decision is not None and decision.state != alarm["StateValue"]:
+            alarm["StateValue"] = decision.state
+            transitions.append((t - start, decision.state))
+        t += every
+    return transitions
+
+
+def _fault(monitor: Monitor, per_second: int, seconds: int, start: float = T0) -> None:
+    dims = {"ApiId": "a1", "Stage": "$default"}
+    for s in range(seconds):
+        for k in range(per_second):
+            monitor.put("AWS/ApiGateway", "4xx", dims, 1.0, "Count", timestamp=start + s + k / per_second)
+
+
+def test_a_stopped_fault_alarms_once_and_clears_once() -> None:
+    """2 errors/s for 200 s, then nothing. A window that slides with the clock re-cuts those samples
+    and went ALARM -> OK -> ALARM after the fault had stopped; fixed minutes give one ALARM, one OK."""
+    monitor = Monitor("http://127.0.0.1:9", "us-east-1")
+    _fault(monitor, per_second=2, seconds=200)
+    transitions = _states_over_time(monitor, _alarm(), T0, T0 + 900, every=5)
+    assert [state for _, state in transitions] == [alarms.ALARM, alarms.OK], transitions
+
+
+def test_only_complete_periods_count() -> None:
+    """Samples of the minute still running are not evaluated until the minute ends."""
+    monitor = Monitor("http://127.0.0.1:9", "us-east-1")
+    boundary = 1_700_000_100.0  # a multiple of 60
+    for _ in range(5):
+        monitor.put("AWS/Lambda", "Errors", {"FunctionName": "f"}, 1.0, "Count", timestamp=boundary + 10)
+    alarm = _alarm(Namespace="AWS/Lambda", MetricName="Errors", Dimensions=[{"Name": "FunctionName", "Value": "f"}],
+                   EvaluationPeriods=1, DatapointsToAlarm=1, Threshold=1.0)
+    assert [v for v, _ in monitor.periods(alarm, boundary + 59)] == [None]
+    assert [v for v, _ in monitor.periods(alarm, boundary + 60)] == [5.0]
+    assert [v for v, _ in monitor.periods(alarm, boundary + 119.9)] == [5.0]  # fixed, not sliding
+    assert [v for v, _ in monitor.periods(alarm, boundary + 120)] == [None]
+
+
+def test_scaled_periods_are_aligned_too() -> None:
+    """At time_scale 0.02 a minute lasts 1.2 s, aligned to multiples of 1.2 s since the epoch."""
+    monitor = Monitor("http://127.0.0.1:9", "us-east-1", time_scale=0.02)
+    boundary = 1_700_000_000.4  # 1_416_666_667 x 1.2 (within float precision)
+    monitor.put("AWS/Lambda", "Errors", {"FunctionName": "f"}, 1.0, "Count", timestamp=boundary + 0.1)
+    monitor.put("AWS/Lambda", "Errors", {"FunctionName": "f"}, 1.0, "Count", timestamp=boundary + 1.1)
+    alarm = _alarm(Namespace="AWS/Lambda", MetricName="Errors", Dimensions=[{"Name": "FunctionName", "Value": "f"}],
+                   EvaluationPeriods=2, DatapointsToAlarm=1, Threshold=1.0)
+    assert [v for v, _ in monitor.periods(alarm, boundary + 1.25)] == [None, 2.0]
+    assert [v for v, _ in monitor.periods(alarm, boundary + 2.45)] == [2.0, None]
