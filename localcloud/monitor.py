@@ -152,6 +152,11 @@ class Monitor:
         with self._lock:
             return sum(v for (ns, n, d, _), v in self._totals.items() if (ns, n, d) == (namespace, name, dims))
 
+    def published(self) -> set[tuple[str, str, tuple[str, ...]]]:
+        """Every (namespace, metric, dimension names) put so far (for the metric audit)."""
+        with self._lock:
+            return {(ns, n, tuple(k for k, _ in d)) for ns, n, d, _ in self._totals}
+
     def flush(self) -> int:
         """Send pending aggregates as statistic sets; returns the number of datums sent."""
         with self._lock:

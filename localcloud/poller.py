@@ -24,10 +24,12 @@ services-kinesis-batchfailurereporting.html, kinesis-on-failure-destination.html
 Local limits: ``AT_TIMESTAMP`` starts at TRIM_HORIZON because the spec carries no timestamp;
 shards are re-listed every ``relist_interval_s`` so resharding is followed.
 Metrics: AWS/Lambda IteratorAge (age of the last record of each batch) and
-DestinationDeliveryFailures; AWS/Kinesis IncomingRecords/IncomingBytes (stamped
-when the reader sees each record, one poll after its arrival; a stream without a
-mapping publishes none) and GetRecords.IteratorAgeMilliseconds, observed by the
-reader when ``observe_stream`` is set (one mapping per stream, to count once).
+DestinationDeliveryFailures; AWS/Kinesis GetRecords.IteratorAgeMilliseconds, observed
+by the reader when ``observe_stream`` is set (one mapping per stream, to count once):
+as Kinesis computes it, the age of the last record a GetRecords call returned, 0 for a
+call that found nothing new (caught up). A reader that stops reading publishes nothing.
+IncomingRecords/IncomingBytes are published where records are put (_service_metrics.py),
+not here, so they are counted once and also while nothing reads the stream.
 """
 from __future__ import annotations
 
@@ -110,6 +112,17 @@ class _Lane:
                 self._records.popleft()
             self._first_at = time.monotonic()
             return batch
+
+
+def read_age_ms(records: list[StreamRecord], now: float | None = None) -> float:
+    """GetRecords.IteratorAgeMilliseconds for one call: "the difference between the current time
+    and when the last record of the GetRecords call was written to the stream"; 0 when the call
+    returned nothing (the reader is at the tip).
+    https://docs.aws.amazon.com/streams/latest/dev/monitoring-with-cloudwatch.html
+    (moto's MillisBehindLatest stays 0 however far behind a reader is, so it is not used.)"""
+    if not records:
+        return 0.0
+    return max(0.0, ((time.time() if now is None else now) - records[-1].arrival) * 1000)
 
 
 def _iso_ms(ts: float) -> str:
@@ -241,9 +254,9 @@ class StreamPoller:
                 fresh = [StreamRecord(shard_id, r["SequenceNumber"], r["PartitionKey"], r["Data"],
                                       r["ApproximateArrivalTimestamp"].timestamp())
                          for r in response.get("Records", [])]
-                if self.observe_stream and "MillisBehindLatest" in response:
+                if self.observe_stream:
                     self.sink.put("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", self._stream_dims,
-                                  float(response["MillisBehindLatest"]), "Milliseconds")
+                                  read_age_ms(fresh), "Milliseconds")
             except Exception:  # noqa: BLE001 - expired iterator or emulator hiccup: re-open after last read
                 log.warning("reading %s/%s failed", self.mapping.stream_name, shard_id, exc_info=True)
                 iterator = None
@@ -251,7 +264,6 @@ class StreamPoller:
                 continue
             if fresh:
                 last_read = fresh[-1].sequence_number
-                self._observe(fresh)
                 for record in fresh:
                     lanes[lane_of(record.partition_key, len(lanes))].add(record)
             if iterator is None:
@@ -287,14 +299,6 @@ class StreamPoller:
             size += cost
             batch.append(record)
         return batch
-
-    def _observe(self, records: list[StreamRecord]) -> None:
-        if not self.observe_stream:
-            return
-        for record in records:
-            self.sink.put("AWS/Kinesis", "IncomingRecords", self._stream_dims, 1.0, "Count")
-            self.sink.put("AWS/Kinesis", "IncomingBytes", self._stream_dims,
-                          float(len(record.data) + len(record.partition_key)), "Bytes")
 
     # ---- invoking ------------------------------------------------------------------------
     def event(self, records: list[StreamRecord]) -> dict[str, Any]:
