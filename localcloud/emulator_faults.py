@@ -12,11 +12,13 @@ Control plane, on the emulator's own port:
   DELETE /_localcloud/faults   -> removes every rule
 Rule fields: ``target`` (the X-Amz-Target header, e.g.
 "Kinesis_20131202.PutRecords", "DynamoDB_20120810.BatchWriteItem"), ``times``
-(how many matching calls to affect, default 1), and either ``error`` (+
-optional ``message``, ``status`` default 400): answer with that AWS error
-without calling moto, or ``failRecords`` (PutRecords only: indexes of entries
-that fail with ``error`` default ProvisionedThroughputExceededException; they
-are not stored and the call answers 200, as AWS does).
+(how many matching calls to affect, default 1), optional ``delayMs`` (hold the
+call that long first: a slow dependency), and either ``error`` (+ optional
+``message``, ``status`` default 400): answer with that AWS error without calling
+moto, or ``failRecords`` (PutRecords only: indexes of entries that fail with
+``error`` default ProvisionedThroughputExceededException; they are not stored and
+the call answers 200, as AWS does), or neither with ``delayMs``: the call then
+reaches moto after the delay.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import io
 import itertools
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -44,6 +47,7 @@ class FaultRule:
     message: str = "injected by localcloud"
     status: int = 400
     fail_records: tuple[int, ...] = field(default_factory=tuple)
+    delay_ms: int = 0
 
     @classmethod
     def from_json(cls, rule_id: int, raw: Any) -> "FaultRule":
@@ -57,6 +61,9 @@ class FaultRule:
             raise FaultRuleError("'times' must be an integer >= 1")
         fail_records = raw.get("failRecords")
         error = raw.get("error")
+        delay_ms = raw.get("delayMs", 0)
+        if not isinstance(delay_ms, int) or isinstance(delay_ms, bool) or not 0 <= delay_ms <= 900_000:
+            raise FaultRuleError("'delayMs' must be an integer from 0 to 900000")
         if fail_records is not None:
             if not target.endswith(".PutRecords"):
                 raise FaultRuleError("'failRecords' applies only to a PutRecords target")
@@ -65,8 +72,10 @@ class FaultRule:
             ):
                 raise FaultRuleError("'failRecords' must be a list of record indexes >= 0")
             error = error or "ProvisionedThroughputExceededException"
+        elif error is None and delay_ms > 0:
+            pass  # a slow call that then succeeds
         elif not isinstance(error, str) or not error:
-            raise FaultRuleError("give either 'error' (an AWS error code) or 'failRecords'")
+            raise FaultRuleError("give 'error' (an AWS error code), 'failRecords' or 'delayMs'")
         status = raw.get("status", 400)
         if not isinstance(status, int) or not 400 <= status <= 599:
             raise FaultRuleError("'status' must be an HTTP error status (400-599)")
@@ -78,12 +87,15 @@ class FaultRule:
             message=str(raw.get("message", "injected by localcloud")),
             status=status,
             fail_records=tuple(sorted(set(fail_records or ()))),
+            delay_ms=delay_ms,
         )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "target": self.target, "times": self.times, "error": self.error}
         if self.fail_records:
             out["failRecords"] = list(self.fail_records)
+        if self.delay_ms:
+            out["delayMs"] = self.delay_ms
         return out
 
 
@@ -103,6 +115,10 @@ class FaultInjector:
         target = environ.get("HTTP_X_AMZ_TARGET")
         rule = self._take(target) if target else None
         if rule is None:
+            return self._app(environ, start_response)
+        if rule.delay_ms:
+            time.sleep(rule.delay_ms / 1000)
+        if rule.error is None:
             return self._app(environ, start_response)
         if rule.fail_records:
             return self._partial_put_records(rule, environ, start_response)
