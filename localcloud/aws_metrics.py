@@ -58,6 +58,15 @@ CATALOGUE: Final[dict[tuple[str, str], frozenset[DimensionSet]]] = {
 }
 
 
+#: Metrics whose values are durations: under a time-scaled local cloud their alarm thresholds
+#: shrink with the clock (``Monitor(time_threshold_scale=...)``).
+TIME_METRICS: Final[frozenset[tuple[str, str]]] = frozenset({
+    ("AWS/ApiGateway", "Latency"), ("AWS/ApiGateway", "IntegrationLatency"), ("AWS/Lambda", "Duration"),
+    ("AWS/Lambda", "IteratorAge"), ("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds"),
+    ("AWS/DynamoDB", "SuccessfulRequestLatency"), ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+})
+
+
 def not_aws(published: Iterable[tuple[str, str, Iterable[str]]]) -> list[str]:
     """Each published (namespace, metric, dimension names) under AWS/* that AWS does not publish
     with that dimension set, as readable lines (empty when all are AWS's)."""

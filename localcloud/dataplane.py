@@ -27,7 +27,8 @@ class DataPlane:
     def __init__(self, stack: ProvisionedStack, host: str = "127.0.0.1", port: int = 0, *,
                  log_dir: Path | None = None, max_workers_per_function: int = 4,
                  evaluation_interval_s: float = 10.0, flush_interval_s: float = 1.0,
-                 poll_interval_s: float = 0.1, alarm_time_scale: float = 1.0) -> None:
+                 poll_interval_s: float = 0.1, alarm_time_scale: float = 1.0,
+                 alarm_count_rates: bool = False, alarm_time_threshold_scale: float = 1.0) -> None:
         self.stack = stack
         self.host = host
         self.port = port
@@ -37,7 +38,8 @@ class DataPlane:
             queues.append(stack.outputs["dlqUrl"])
         self.monitor = Monitor(stack.endpoint_url, stack.region, flush_interval_s=flush_interval_s,
                                evaluation_interval_s=evaluation_interval_s, time_scale=alarm_time_scale,
-                               queue_urls=tuple(queues))
+                               queue_urls=tuple(queues), count_rates=alarm_count_rates,
+                               time_threshold_scale=alarm_time_threshold_scale)
         self.runner = LambdaRunner(stack.functions, stack.endpoint_url, stack.region, sink=self.monitor,
                                    log_dir=self.log_dir, max_workers=max_workers_per_function)
         self.gateways: list[Gateway] = []

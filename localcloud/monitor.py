@@ -44,6 +44,7 @@ import boto3
 from botocore.config import Config
 
 from . import alarms
+from .aws_metrics import TIME_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,18 @@ def _iso(ts: float) -> str:
 class Monitor:
     def __init__(self, endpoint_url: str, region: str, *, flush_interval_s: float = 1.0,
                  evaluation_interval_s: float = 10.0, account_id: str = "123456789012",
-                 time_scale: float = 1.0, queue_urls: tuple[str, ...] = ()) -> None:
+                 time_scale: float = 1.0, queue_urls: tuple[str, ...] = (), count_rates: bool = False,
+                 time_threshold_scale: float = 1.0) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be > 0")
+        if time_threshold_scale <= 0:
+            raise ValueError("time_threshold_scale must be > 0")
+        # Drills run a whole cloud time-scaled: a scaled period sees time_scale of a real period's
+        # events, so with count_rates a Sum/SampleCount is judged as the count a real period would
+        # have at the same rate (value / time_scale), and thresholds on durations (Duration,
+        # IteratorAge, Latency) are multiplied by time_threshold_scale.
+        self.count_rates = count_rates
+        self.time_threshold_scale = time_threshold_scale
         self.region = region
         self.time_scale = time_scale
         self.queue_urls = tuple(dict.fromkeys(queue_urls))
@@ -309,8 +319,14 @@ class Monitor:
             if 0 < newest < minimum:
                 return None  # too few samples for this percentile: the state does not change
         n = int(alarm["EvaluationPeriods"])
+        values = [value for value, _ in periods]
+        threshold = float(alarm["Threshold"])
+        if self.count_rates and alarm.get("Statistic") in ("Sum", "SampleCount"):
+            values = [None if v is None else v / self.time_scale for v in values]
+        if (alarm.get("Namespace"), alarm.get("MetricName")) in TIME_METRICS:
+            threshold *= self.time_threshold_scale
         return alarms.decide(
-            [value for value, _ in periods], threshold=float(alarm["Threshold"]),
+            values, threshold=threshold,
             operator=alarm["ComparisonOperator"],
             datapoints_to_alarm=int(alarm.get("DatapointsToAlarm") or n),
             treat_missing=alarm.get("TreatMissingData", "missing"), current_state=alarm["StateValue"])

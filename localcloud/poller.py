@@ -243,13 +243,17 @@ class StreamPoller:
         backlog_cap = max(1000, 4 * self.mapping.batch_size) * len(lanes)
         window = float(self.mapping.batching_window_s or 0)
         while not self._stop.is_set():
-            if sum(len(lane) for lane in lanes) >= backlog_cap:
+            backlog = sum(len(lane) for lane in lanes)
+            if backlog >= backlog_cap:
                 self._stop.wait(self.poll_interval_s)  # the function is behind: stop reading ahead
                 continue
             try:
                 if iterator is None:
                     iterator = self._iterator(shard_id, last_read)
-                response = self._kinesis.get_records(ShardIterator=iterator, Limit=10000)
+                # Read no more than there is room for: a reader that is behind then reads old
+                # records, and their age is the stream's iterator age, as on AWS.
+                response = self._kinesis.get_records(ShardIterator=iterator,
+                                                     Limit=max(1, min(10000, backlog_cap - backlog)))
                 iterator = response.get("NextShardIterator")
                 fresh = [StreamRecord(shard_id, r["SequenceNumber"], r["PartitionKey"], r["Data"],
                                       r["ApproximateArrivalTimestamp"].timestamp())

@@ -78,3 +78,24 @@ def test_scaled_periods_are_aligned_too() -> None:
                    EvaluationPeriods=2, DatapointsToAlarm=1, Threshold=1.0)
     assert [v for v, _ in monitor.periods(alarm, boundary + 1.25)] == [None, 2.0]
     assert [v for v, _ in monitor.periods(alarm, boundary + 2.45)] == [2.0, None]
+
+
+def test_a_time_scaled_cloud_judges_counts_as_rates_and_shrinks_duration_thresholds() -> None:
+    """Drills: at time_scale 0.02 a 1.2 s period holding 2 4xx is 100 a real minute (api-4xx
+    fires); a Duration threshold of 8,000 ms at time_threshold_scale 0.05 is 400 ms."""
+    plain = Monitor("http://127.0.0.1:9", "us-east-1", time_scale=0.02)
+    scaled = Monitor("http://127.0.0.1:9", "us-east-1", time_scale=0.02, count_rates=True,
+                     time_threshold_scale=0.05)
+    boundary = 1_700_000_000.4
+    for monitor in (plain, scaled):
+        for offset in (0.1, 0.2):
+            monitor.put("AWS/ApiGateway", "4xx", {"ApiId": "a1", "Stage": "$default"}, 1.0, "Count",
+                        timestamp=boundary + offset)
+        monitor.put("AWS/Lambda", "Duration", {"FunctionName": "f"}, 450.0, "Milliseconds", timestamp=boundary + 0.1)
+    four = _alarm(EvaluationPeriods=1, DatapointsToAlarm=1)
+    duration = _alarm(Namespace="AWS/Lambda", MetricName="Duration", Statistic="Maximum", Threshold=8000.0,
+                      Dimensions=[{"Name": "FunctionName", "Value": "f"}], EvaluationPeriods=1, DatapointsToAlarm=1,
+                      ComparisonOperator="GreaterThanThreshold")
+    after = boundary + 1.25
+    assert [plain.decide(a, after).state for a in (four, duration)] == [alarms.OK, alarms.OK]
+    assert [scaled.decide(a, after).state for a in (four, duration)] == [alarms.ALARM, alarms.ALARM]
