@@ -157,6 +157,8 @@ class StreamPoller:
         self._stream_dims = {"StreamName": mapping.stream_name}
         self.stats: collections.Counter[str] = collections.Counter()
         self._stats_lock = threading.Lock()
+        self._enabled = threading.Event()  # UpdateEventSourceMapping Enabled (set_enabled)
+        self._enabled.set()
 
     # ---- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -181,6 +183,14 @@ class StreamPoller:
         for thread in list(self._threads.values()):
             thread.join(timeout=10)
         self._threads.clear()
+
+    def set_enabled(self, enabled: bool) -> None:
+        """UpdateEventSourceMapping ``Enabled``: a disabled mapping neither reads nor invokes (a
+        batch being invoked finishes); enabling it resumes where it stopped, as on AWS."""
+        if enabled:
+            self._enabled.set()
+        else:
+            self._enabled.clear()
 
     def _count(self, key: str, n: int = 1) -> None:
         with self._stats_lock:
@@ -243,6 +253,9 @@ class StreamPoller:
         backlog_cap = max(1000, 4 * self.mapping.batch_size) * len(lanes)
         window = float(self.mapping.batching_window_s or 0)
         while not self._stop.is_set():
+            if not self._enabled.is_set():
+                self._stop.wait(self.poll_interval_s)
+                continue
             backlog = sum(len(lane) for lane in lanes)
             if backlog >= backlog_cap:
                 self._stop.wait(self.poll_interval_s)  # the function is behind: stop reading ahead
@@ -286,6 +299,9 @@ class StreamPoller:
         """Batches of one lane, strictly in order: per-partition-key order is kept."""
         window = float(self.mapping.batching_window_s or 0)
         while not self._stop.is_set():
+            if not self._enabled.is_set():
+                self._stop.wait(self.poll_interval_s)
+                continue
             batch = lane.next_batch(self.mapping.batch_size, window, self._take_batch, self._stop)
             if batch is None:
                 return

@@ -1,0 +1,181 @@
+"""One drill per alarm id: the fault that must drive the alarm to ALARM.
+
+Fault classes: the emulator's fault plane (service errors, throttling, partial PutRecords
+failures, slow calls), load (requests from unknown devices), concurrency caps (reserved
+concurrency 0, as an operator stops a function), crashing execution environments, a backlog
+on a slow consumer, a poison batch for the DLQ, an unreachable DLQ, a disabled mapping.
+Stopping a drill undoes all of it (``DrillContext.stop_fault``) plus the drill's own
+``recover`` (the operator's action, e.g. emptying the DLQ after a replay).
+
+Numbers assume the drill's time scale (runner.py): periods 1/50 of the declared ones, duration
+thresholds 1/20 (a 4,000 ms authorizer threshold is 200 ms), counts judged as per-real-period
+rates. Each fault overshoots its threshold by a margin so a loaded machine still trips it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import load as traffic
+from .context import DYNAMODB, KINESIS, SQS, DrillContext
+
+Step = Callable[[DrillContext], None]
+
+
+@dataclass(frozen=True)
+class Drill:
+    fault: str  # what the operator would call it; shown in the report and the runbook
+    apply: Step
+    recover: Step | None = None  # beyond undoing the fault: the operator's own action
+    time_scale: float | None = None  # None: the run's scale; slower for faults slower than a period
+
+
+def _valid(ctx: DrillContext, clients: int = 1, interval_s: float = 0.15, readings: int = 1) -> None:
+    ctx.load(traffic.valid(ctx.device, readings), clients=clients, interval_s=interval_s)
+
+
+def _unknown(ctx: DrillContext, clients: int = 1, interval_s: float = 0.2, pool: int | None = None) -> None:
+    ctx.load(traffic.unknown_devices(pool), clients=clients, interval_s=interval_s)
+
+
+def _put_error(error: str, status: int = 400) -> Step:
+    def apply(ctx: DrillContext) -> None:
+        ctx.fault(f"{KINESIS}.PutRecords", error=error, status=status, message="injected by the drill")
+        _valid(ctx)
+    return apply
+
+
+def _ddb(operation: str, error: str | None = None, status: int = 400, delay_ms: int = 0,
+         load: Step | None = None) -> Step:
+    def apply(ctx: DrillContext) -> None:
+        rule: dict[str, object] = {"message": "injected by the drill"}
+        if error:
+            rule.update(error=error, status=status)
+        if delay_ms:
+            rule["delayMs"] = delay_ms
+        ctx.fault(f"{DYNAMODB}.{operation}", **rule)
+        (load or _valid)(ctx)
+    return apply
+
+
+def _reserved_zero(role: str, load: Step) -> Step:
+    def apply(ctx: DrillContext) -> None:
+        ctx.reserve(role, 0)
+        load(ctx)
+    return apply
+
+
+def _over_timeout_fraction(ctx: DrillContext, role: str) -> int:
+    """A delay (ms) 30% above the role's duration threshold: 80% of its timeout, scaled."""
+    spec = ctx.runner.spec(ctx.functions[role])
+    return int(spec.timeout_s * 1000 * 0.8 * ctx.monitor.time_threshold_scale * 1.3)
+
+
+def _latency(ctx: DrillContext) -> None:
+    """Enough requests for a p99 (1,000 a real minute) with every one slowed by the stream."""
+    ctx.fault(f"{KINESIS}.PutRecords", delayMs=150)
+    _valid(ctx, clients=8, interval_s=0.05)
+
+
+def _slow_lookup(ctx: DrillContext) -> None:
+    ctx.fault(f"{DYNAMODB}.GetItem", delayMs=_over_timeout_fraction(ctx, "authorizer"))
+    _unknown(ctx, clients=2, interval_s=0.2)
+
+
+def _slow_put(ctx: DrillContext) -> None:
+    ctx.fault(f"{KINESIS}.PutRecords", delayMs=_over_timeout_fraction(ctx, "ingest"))
+    _valid(ctx, clients=2, interval_s=0.2)
+
+
+def _partial_put(ctx: DrillContext) -> None:
+    ctx.fault(f"{KINESIS}.PutRecords", failRecords=[0])
+    _valid(ctx)
+
+
+def _authorizer_crashes(ctx: DrillContext) -> None:
+    ctx.fault(f"{DYNAMODB}.GetItem", delayMs=600)  # keeps invocations in flight to be killed
+    ctx.crash_workers("authorizer", every_s=0.3)
+    _unknown(ctx, clients=2, interval_s=0.2)
+
+
+def _slow_consumer(ctx: DrillContext) -> None:
+    """The processor's writes slow down while a backlog waits on the stream."""
+    ctx.fault(f"{DYNAMODB}.BatchWriteItem", delayMs=250)
+    mapping = next(m for m in ctx.stack.mappings if m.function == ctx.functions["processor"])
+    ctx.put_backlog(max(3000, 6 * mapping.batch_size * max(1, mapping.parallelization_factor)))
+
+
+def _processor_slow_invocations(ctx: DrillContext) -> None:
+    """Each invocation writes for longer than 80% of the processor's timeout (scaled)."""
+    ctx.fault(f"{DYNAMODB}.BatchWriteItem", delayMs=_over_timeout_fraction(ctx, "processor"))
+    _valid(ctx, interval_s=0.3)
+
+
+def _poison_batches(ctx: DrillContext) -> None:
+    """Every batch fails until the mapping's retries are used up and it goes to the DLQ."""
+    ctx.fault(f"{DYNAMODB}.BatchWriteItem", error="AccessDeniedException", message="injected: writes refused")
+    _valid(ctx, interval_s=0.3)
+
+
+def _unreachable_dlq(ctx: DrillContext) -> None:
+    ctx.fault(f"{SQS}.SendMessage", error="AWS.SimpleQueueService.NonExistentQueue",
+              message="injected: the DLQ is unreachable")
+    _poison_batches(ctx)
+
+
+def _stalled_consumer(ctx: DrillContext) -> None:
+    ctx.disable_mapping()
+    _valid(ctx, interval_s=0.15)
+
+
+DRILLS: dict[str, Drill] = {
+    "api-5xx": Drill("Kinesis PutRecords refused (KMSAccessDeniedException): ingest fails, API answers 500",
+                     _put_error("KMSAccessDeniedException")),
+    "api-4xx": Drill("requests from unregistered devices (403), 10/s",
+                     lambda ctx: _unknown(ctx, clients=2, interval_s=0.2, pool=5)),
+    "api-latency-p99": Drill("Kinesis PutRecords slowed by 150 ms under 20+ requests/s", _latency),
+    "authorizer-errors": Drill("authorizer execution environments killed mid-invocation (as by OOM)",
+                               _authorizer_crashes),
+    "authorizer-throttles": Drill("authorizer reserved concurrency set to 0",
+                                  _reserved_zero("authorizer", lambda ctx: _unknown(ctx, pool=3))),
+    "authorizer-duration": Drill("devices-table GetItem slowed to 110% of 80% of the authorizer timeout (scaled)",
+                                 _slow_lookup),
+    "ingest-errors": Drill("Kinesis PutRecords answers ResourceNotFoundException (stream gone)",
+                           _put_error("ResourceNotFoundException")),
+    "ingest-throttles": Drill("ingest reserved concurrency set to 0", _reserved_zero("ingest", _valid)),
+    "ingest-duration": Drill("Kinesis PutRecords slowed past 80% of the ingest timeout (scaled)",
+                             _slow_put),
+    "processor-errors": Drill("readings BatchWriteItem refused (AccessDeniedException)",
+                              _ddb("BatchWriteItem", "AccessDeniedException")),
+    "processor-throttles": Drill("processor reserved concurrency set to 0", _reserved_zero("processor", _valid)),
+    "processor-duration": Drill("readings BatchWriteItem slowed past 80% of the processor timeout (scaled)",
+                                _processor_slow_invocations, time_scale=0.15),
+    "processor-iterator-age": Drill("slow readings writes (BatchWriteItem +250 ms) behind a backlog on the stream",
+                                    _slow_consumer),
+    "processor-destination-delivery-failures": Drill(
+        "poison batches (BatchWriteItem refused) while the DLQ is unreachable (SendMessage fails)",
+        _unreachable_dlq),
+    "stream-throttled-records": Drill("PutRecords entries throttled (partial failure, call answers 200)",
+                                      _partial_put),
+    "stream-write-throughput-exceeded": Drill(
+        "PutRecords calls throttled (ProvisionedThroughputExceededException)",
+        _put_error("ProvisionedThroughputExceededException")),
+    "stream-iterator-age": Drill("slow readings writes (BatchWriteItem +250 ms) behind a backlog on the stream",
+                                 _slow_consumer),
+    "readings-write-throttles": Drill("readings BatchWriteItem throttled (ProvisionedThroughputExceededException)",
+                                      _ddb("BatchWriteItem", "ProvisionedThroughputExceededException")),
+    "readings-system-errors": Drill("readings BatchWriteItem fails server-side (InternalServerError, 500)",
+                                    _ddb("BatchWriteItem", "InternalServerError", status=500)),
+    "devices-write-throttles": Drill("devices UpdateItem throttled (ProvisionedThroughputExceededException)",
+                                     _ddb("UpdateItem", "ProvisionedThroughputExceededException")),
+    "devices-read-throttles": Drill("devices GetItem throttled, new devices calling (authorizer lookups)",
+                                    _ddb("GetItem", "ProvisionedThroughputExceededException",
+                                         load=lambda ctx: _unknown(ctx))),
+    "devices-update-system-errors": Drill("devices UpdateItem fails server-side (InternalServerError, 500)",
+                                          _ddb("UpdateItem", "InternalServerError", status=500)),
+    "devices-get-system-errors": Drill("devices GetItem fails server-side (InternalServerError, 500)",
+                                       _ddb("GetItem", "InternalServerError", status=500,
+                                            load=lambda ctx: _unknown(ctx))),
+    "dlq-messages-visible": Drill("poison batches (BatchWriteItem refused) until one lands in the DLQ",
+                                  _poison_batches, recover=lambda ctx: ctx.purge_dlq()),
+}
