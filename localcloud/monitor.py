@@ -26,8 +26,9 @@ section 1). Periods are the declared ones, multiplied by ``time_scale``
 ``ignore`` keeps its state while its newest period has fewer samples than CloudWatch's
 minimum (``alarms.low_sample_minimum``; with a time scale, the count a full period would
 have at the same rate). SQS queue depth (AWS/SQS) is sampled from the
-emulator at each evaluation for the queues in ``queue_urls``. Metric-math and anomaly-detection
-alarms are skipped (logged), because nothing in this project declares them.
+emulator at each evaluation for the queues in ``queue_urls``. Metric-math alarms are evaluated
+for the subset in ``metric_math.py`` (FILL, IF, comparisons, arithmetic); other expressions and
+anomaly-detection alarms are skipped (logged once).
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from . import alarms
+from . import alarms, metric_math
 from .aws_metrics import TIME_METRICS
 
 log = logging.getLogger(__name__)
@@ -282,26 +283,61 @@ class Monitor:
         period is final as soon as it ends (on AWS, late-arriving datapoints can still change it).
         With a time scale, periods are aligned to multiples of the scaled period since the epoch.
         """
-        if not alarm.get("MetricName") or alarm.get("Metrics"):
-            raise alarms.UnsupportedAlarm("metric math alarms are not evaluated locally")
-        period = float(alarm["Period"]) * self.time_scale
-        n = int(alarm["EvaluationPeriods"])
+        if alarm.get("Metrics"):
+            return self._math_periods(alarm, now)
+        if not alarm.get("MetricName"):
+            raise alarms.UnsupportedAlarm("an alarm without a metric is not evaluated locally")
+        dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+        return self._metric_periods(alarm["Namespace"], alarm["MetricName"], dims,
+                                    alarm.get("ExtendedStatistic") or alarm["Statistic"],
+                                    int(alarm["Period"]), int(alarm["EvaluationPeriods"]), now)
+
+    def _metric_periods(self, namespace: str, name: str, dims: dict[str, str], stat: str, declared_period: int,
+                        n: int, now: float) -> list[tuple[float | None, int]]:
+        period = float(declared_period) * self.time_scale
         end = math.floor(now / period) * period  # the newest complete period ends here
         if self.time_scale == 1.0:
             end = float(int(end))
-        dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
         values: list[tuple[float | None, int]] = []
         for i in range(n - 1, -1, -1):
             w_end = end - i * period
             w_start = w_end - period
-            agg, raw = self.window(alarm["Namespace"], alarm["MetricName"], dims, w_start, w_end)
+            agg, raw = self.window(namespace, name, dims, w_start, w_end)
             if self.time_scale != 1.0:
                 agg = [float(len(raw)), sum(raw), min(raw), max(raw)] if raw else []
-            if alarm.get("ExtendedStatistic"):
-                values.append((alarms.statistic(alarm["ExtendedStatistic"], raw), len(raw)))
+            if stat.startswith("p"):
+                values.append((alarms.statistic(stat, raw), len(raw)))
             else:
-                values.append((_from_aggregate(alarm["Statistic"], agg), int(agg[0]) if agg else 0))
+                values.append((_from_aggregate(stat, agg), int(agg[0]) if agg else 0))
         return values
+
+    def _math_periods(self, alarm: dict[str, Any], now: float) -> list[tuple[float | None, int]]:
+        """A metric-math alarm: each query's statistic per period, then the returned expression
+        per period (the subset in metric_math.py). Sum/SampleCount inputs are judged as rates
+        under ``count_rates``, like single-metric alarms."""
+        queries = alarm["Metrics"]
+        returned = [q for q in queries if q.get("ReturnData")]
+        if len(returned) != 1 or not returned[0].get("Expression"):
+            raise alarms.UnsupportedAlarm("a metric-math alarm must return exactly one expression")
+        try:
+            expression = metric_math.compile_expression(returned[0]["Expression"])
+        except metric_math.UnsupportedExpression as exc:
+            raise alarms.UnsupportedAlarm(str(exc)) from None
+        n = int(alarm["EvaluationPeriods"])
+        series: dict[str, list[float | None]] = {}
+        counts = [0] * n
+        for query in queries:
+            stat_query = query.get("MetricStat")
+            if not stat_query:
+                continue
+            metric = stat_query["Metric"]
+            dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+            periods = self._metric_periods(metric["Namespace"], metric["MetricName"], dims, stat_query["Stat"],
+                                           int(stat_query["Period"]), n, now)
+            scale = self.time_scale if self.count_rates and stat_query["Stat"] in ("Sum", "SampleCount") else 1.0
+            series[query["Id"]] = [None if v is None else v / scale for v, _ in periods]
+            counts = [c + k for c, (_, k) in zip(counts, periods)]
+        return [(expression({k: v[i] for k, v in series.items()}), counts[i]) for i in range(n)]
 
     def decide(self, alarm: dict[str, Any], now: float) -> alarms.Decision | None:
         """The alarm's state at ``now`` from its complete periods; None when the state is kept
@@ -342,7 +378,7 @@ class Monitor:
             return None
         reason_data = json.dumps({"version": "1.0", "queryDate": _iso(now),
                                   "statistic": alarm.get("Statistic") or alarm.get("ExtendedStatistic"),
-                                  "period": alarm["Period"], "threshold": alarm["Threshold"],
+                                  "period": alarm.get("Period"), "threshold": alarm["Threshold"],
                                   "recentDatapoints": [v for v in values if v is not None]})
         self._cw.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=decision.state,
                                  StateReason=decision.reason[:1023], StateReasonData=reason_data)
@@ -368,6 +404,13 @@ class Monitor:
 
         https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html
         """
+        if alarm.get("Metrics"):  # a metric-math alarm's trigger lists its queries instead
+            return self._notification_body(alarm, old, decision, now, {
+                "Metrics": alarm["Metrics"], "EvaluationPeriods": alarm["EvaluationPeriods"],
+                "DatapointsToAlarm": alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"]),
+                "ComparisonOperator": alarm["ComparisonOperator"], "Threshold": alarm["Threshold"],
+                "TreatMissingData": alarm.get("TreatMissingData", "missing"),
+                "EvaluateLowSampleCountPercentile": ""})
         trigger: dict[str, Any] = {
             "MetricName": alarm["MetricName"], "Namespace": alarm["Namespace"],
             "StatisticType": "ExtendedStatistic" if alarm.get("ExtendedStatistic") else "Statistic",
@@ -380,6 +423,10 @@ class Monitor:
             "TreatMissingData": alarm.get("TreatMissingData", "missing"),
             "EvaluateLowSampleCountPercentile": alarm.get("EvaluateLowSampleCountPercentile", ""),
         }
+        return self._notification_body(alarm, old, decision, now, trigger)
+
+    def _notification_body(self, alarm: dict[str, Any], old: str, decision: alarms.Decision, now: float,
+                           trigger: dict[str, Any]) -> dict[str, Any]:
         return {
             "AlarmName": alarm["AlarmName"], "AlarmDescription": alarm.get("AlarmDescription"),
             "AWSAccountId": self.account_id,

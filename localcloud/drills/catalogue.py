@@ -176,6 +176,8 @@ DRILLS: dict[str, Drill] = {
     "devices-get-system-errors": Drill("devices GetItem fails server-side (InternalServerError, 500)",
                                        _ddb("GetItem", "InternalServerError", status=500,
                                             load=lambda ctx: _unknown(ctx))),
+    "processor-stalled": Drill("the processor's event source mapping disabled while devices keep sending",
+                               _stalled_consumer),
     "dlq-messages-visible": Drill("poison batches (BatchWriteItem refused) until one lands in the DLQ",
                                   _poison_batches, recover=lambda ctx: ctx.purge_dlq()),
 }

@@ -230,7 +230,7 @@ def test_alarm_it_cannot_evaluate_is_reported_once_as_a_warning(endpoint: str, c
     cw = client("cloudwatch", endpoint)
     cw.put_metric_alarm(AlarmName="ratio-t9", ComparisonOperator="GreaterThanThreshold", EvaluationPeriods=1,
                         Threshold=0.05, Metrics=[
-                            {"Id": "e", "Expression": "errors / requests", "ReturnData": True},
+                            {"Id": "e", "Expression": "RATE(errors) / requests", "ReturnData": True},
                             {"Id": "errors", "MetricStat": {"Metric": {"Namespace": "AWS/ApiGateway", "MetricName": "5xx"},
                                                              "Period": 60, "Stat": "Sum"}, "ReturnData": False},
                             {"Id": "requests", "MetricStat": {"Metric": {"Namespace": "AWS/ApiGateway", "MetricName": "Count"},
@@ -242,4 +242,4 @@ def test_alarm_it_cannot_evaluate_is_reported_once_as_a_warning(endpoint: str, c
         monitor.evaluate_alarms()
     warned = [r for r in caplog.records if "ratio-t9" in r.getMessage()]
     assert len(warned) == 1 and warned[0].levelno == logging.WARNING
-    assert "NOT evaluated" in warned[0].getMessage() and "metric math" in warned[0].getMessage()
+    assert "NOT evaluated" in warned[0].getMessage() and "RATE" in warned[0].getMessage()

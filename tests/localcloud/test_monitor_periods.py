@@ -99,3 +99,34 @@ def test_a_time_scaled_cloud_judges_counts_as_rates_and_shrinks_duration_thresho
     after = boundary + 1.25
     assert [plain.decide(a, after).state for a in (four, duration)] == [alarms.OK, alarms.OK]
     assert [scaled.decide(a, after).state for a in (four, duration)] == [alarms.ALARM, alarms.ALARM]
+
+
+def _stalled_alarm() -> dict[str, Any]:
+    """processor-stalled as describe_alarms returns it (metric math)."""
+    def query(qid: str, namespace: str, name: str, dims: dict[str, str]) -> dict[str, Any]:
+        return {"Id": qid, "ReturnData": False, "MetricStat": {
+            "Metric": {"Namespace": namespace, "MetricName": name,
+                       "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]},
+            "Period": 60, "Stat": "Sum"}}
+    return {"AlarmName": "processor-stalled", "EvaluationPeriods": 3, "DatapointsToAlarm": 2, "Threshold": 1.0,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+            "StateValue": alarms.OK, "Metrics": [
+                query("incoming", "AWS/Kinesis", "IncomingRecords", {"StreamName": "s"}),
+                query("invocations", "AWS/Lambda", "Invocations", {"FunctionName": "p"}),
+                {"Id": "stalled", "ReturnData": True,
+                 "Expression": "IF(FILL(invocations, 0) == 0, FILL(incoming, 0), 0)"}]}
+
+
+def test_stalled_consumer_math_alarm_fires_only_when_records_arrive_and_nothing_runs() -> None:
+    monitor = Monitor("http://127.0.0.1:9", "us-east-1")
+    start = 1_700_000_040.0  # a minute boundary
+    for minute in range(3):  # healthy: records in, processor invoked
+        monitor.put("AWS/Kinesis", "IncomingRecords", {"StreamName": "s"}, 5.0, "Count", timestamp=start + minute * 60)
+        monitor.put("AWS/Lambda", "Invocations", {"FunctionName": "p"}, 1.0, "Count", timestamp=start + minute * 60 + 1)
+    assert monitor.decide(_stalled_alarm(), start + 180).state == alarms.OK
+    idle = start + 600  # three minutes with nothing at all: an idle stream, not a stalled consumer
+    assert monitor.decide(_stalled_alarm(), idle).state == alarms.OK
+    for minute in range(2):  # the mapping is disabled: records keep coming, no invocation
+        monitor.put("AWS/Kinesis", "IncomingRecords", {"StreamName": "s"}, 5.0, "Count", timestamp=idle + minute * 60)
+    assert [v for v, _ in monitor.periods(_stalled_alarm(), idle + 120)] == [0.0, 5.0, 5.0]
+    assert monitor.decide(_stalled_alarm(), idle + 120).state == alarms.ALARM
