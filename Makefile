@@ -5,12 +5,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: help venv test test-unit test-e2e demo serve bench bench-cold clean
+.PHONY: help venv test test-unit test-e2e demo serve drill bench bench-cold clean
 
 help:
 	@echo "make test    - unit tests (Pulumi mocks, handlers on moto) and local-cloud end-to-end tests"
 	@echo "make demo    - local cloud + simulated fleet, prints a report (exit 0 only if nothing was lost)"
 	@echo "make serve   - run the local cloud in the foreground until Ctrl-C (STACK=dev|prod)"
+	@echo "make drill   - drive every alarm to ALARM and back on the local cloud (STACK=dev|prod)"
 	@echo "make bench   - throughput and start-up benchmark of the local pipeline"
 	@echo "make bench-cold - what each Lambda handler's cold start spends on imports"
 	@echo "make clean   - remove venv/, .localcloud/ and caches"
@@ -39,6 +40,9 @@ demo: $(STAMP)
 
 serve: $(STAMP)
 	$(PY) -m localcloud serve --stack $(STACK)
+
+drill: $(STAMP)
+	$(PY) -m localcloud drill --stack $(STACK)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.pipeline

@@ -13,8 +13,10 @@ rates. Each fault overshoots its threshold by a margin so a loaded machine still
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 from . import load as traffic
 from .context import DYNAMODB, KINESIS, SQS, DrillContext
@@ -28,6 +30,9 @@ class Drill:
     apply: Step
     recover: Step | None = None  # beyond undoing the fault: the operator's own action
     time_scale: float | None = None  # None: the run's scale; slower for faults slower than a period
+    # Config keys (besides the alarm's own override) whose value changes how this drill plays out;
+    # a stack that differs from another only elsewhere need not run it again (differing_alarms).
+    depends_on: tuple[str, ...] = ()
 
 
 def _valid(ctx: DrillContext, clients: int = 1, interval_s: float = 0.15, readings: int = 1) -> None:
@@ -106,8 +111,12 @@ def _slow_consumer(ctx: DrillContext) -> None:
 
 
 def _processor_slow_invocations(ctx: DrillContext) -> None:
-    """Each invocation writes for longer than 80% of the processor's timeout (scaled)."""
-    ctx.fault(f"{DYNAMODB}.BatchWriteItem", delayMs=_over_timeout_fraction(ctx, "processor"))
+    """Each invocation writes for longer than 80% of the processor's timeout (scaled). The delay is
+    split between the readings write and the device update, so that no single call outlasts the
+    processor's 5 s read timeout (which would turn slowness into errors)."""
+    half = _over_timeout_fraction(ctx, "processor") // 2 + 1
+    ctx.fault(f"{DYNAMODB}.BatchWriteItem", delayMs=half)
+    ctx.fault(f"{DYNAMODB}.UpdateItem", delayMs=half)
     _valid(ctx, interval_s=0.3)
 
 
@@ -132,36 +141,36 @@ DRILLS: dict[str, Drill] = {
     "api-5xx": Drill("Kinesis PutRecords refused (KMSAccessDeniedException): ingest fails, API answers 500",
                      _put_error("KMSAccessDeniedException")),
     "api-4xx": Drill("requests from unregistered devices (403), 10/s",
-                     lambda ctx: _unknown(ctx, clients=2, interval_s=0.2, pool=5)),
-    "api-latency-p99": Drill("Kinesis PutRecords slowed by 150 ms under 20+ requests/s", _latency),
+                     lambda ctx: _unknown(ctx, clients=2, interval_s=0.2, pool=5), depends_on=('apiThrottleRate', 'apiThrottleBurst')),
+    "api-latency-p99": Drill("Kinesis PutRecords slowed by 150 ms under 20+ requests/s", _latency, depends_on=('apiThrottleRate', 'apiThrottleBurst')),
     "authorizer-errors": Drill("authorizer execution environments killed mid-invocation (as by OOM)",
                                _authorizer_crashes),
     "authorizer-throttles": Drill("authorizer reserved concurrency set to 0",
                                   _reserved_zero("authorizer", lambda ctx: _unknown(ctx, pool=3))),
     "authorizer-duration": Drill("devices-table GetItem slowed to 110% of 80% of the authorizer timeout (scaled)",
-                                 _slow_lookup),
+                                 _slow_lookup, depends_on=('authorizerTimeoutSeconds',)),
     "ingest-errors": Drill("Kinesis PutRecords answers ResourceNotFoundException (stream gone)",
                            _put_error("ResourceNotFoundException")),
     "ingest-throttles": Drill("ingest reserved concurrency set to 0", _reserved_zero("ingest", _valid)),
     "ingest-duration": Drill("Kinesis PutRecords slowed past 80% of the ingest timeout (scaled)",
-                             _slow_put),
+                             _slow_put, depends_on=('ingestTimeoutSeconds', 'putBudgetSeconds')),
     "processor-errors": Drill("readings BatchWriteItem refused (AccessDeniedException)",
                               _ddb("BatchWriteItem", "AccessDeniedException")),
-    "processor-throttles": Drill("processor reserved concurrency set to 0", _reserved_zero("processor", _valid)),
+    "processor-throttles": Drill("processor reserved concurrency set to 0", _reserved_zero("processor", _valid), depends_on=('processorReservedConcurrency',)),
     "processor-duration": Drill("readings BatchWriteItem slowed past 80% of the processor timeout (scaled)",
-                                _processor_slow_invocations, time_scale=0.15),
+                                _processor_slow_invocations, time_scale=0.15, depends_on=('processorTimeoutSeconds',)),
     "processor-iterator-age": Drill("slow readings writes (BatchWriteItem +250 ms) behind a backlog on the stream",
-                                    _slow_consumer),
+                                    _slow_consumer, depends_on=('processorBatchSize', 'processorBatchingWindowSeconds', 'processorParallelization', 'streamMode', 'shardCount')),
     "processor-destination-delivery-failures": Drill(
         "poison batches (BatchWriteItem refused) while the DLQ is unreachable (SendMessage fails)",
-        _unreachable_dlq),
+        _unreachable_dlq, depends_on=('processorMaxRetries', 'processorMaxRecordAgeSeconds')),
     "stream-throttled-records": Drill("PutRecords entries throttled (partial failure, call answers 200)",
                                       _partial_put),
     "stream-write-throughput-exceeded": Drill(
         "PutRecords calls throttled (ProvisionedThroughputExceededException)",
         _put_error("ProvisionedThroughputExceededException")),
     "stream-iterator-age": Drill("slow readings writes (BatchWriteItem +250 ms) behind a backlog on the stream",
-                                 _slow_consumer),
+                                 _slow_consumer, depends_on=('processorBatchSize', 'processorBatchingWindowSeconds', 'processorParallelization', 'streamMode', 'shardCount')),
     "readings-write-throttles": Drill("readings BatchWriteItem throttled (ProvisionedThroughputExceededException)",
                                       _ddb("BatchWriteItem", "ProvisionedThroughputExceededException")),
     "readings-system-errors": Drill("readings BatchWriteItem fails server-side (InternalServerError, 500)",
@@ -177,7 +186,28 @@ DRILLS: dict[str, Drill] = {
                                        _ddb("GetItem", "InternalServerError", status=500,
                                             load=lambda ctx: _unknown(ctx))),
     "processor-stalled": Drill("the processor's event source mapping disabled while devices keep sending",
-                               _stalled_consumer),
+                               _stalled_consumer, depends_on=('processorBatchingWindowSeconds',)),
     "dlq-messages-visible": Drill("poison batches (BatchWriteItem refused) until one lands in the DLQ",
-                                  _poison_batches, recover=lambda ctx: ctx.purge_dlq()),
+                                  _poison_batches, recover=lambda ctx: ctx.purge_dlq(), depends_on=('processorMaxRetries', 'processorMaxRecordAgeSeconds')),
 }
+
+
+def differing_alarms(stack: str, base: str, project_dir: Path | None = None) -> list[str]:
+    """Alarm ids whose drill could play out differently on ``stack`` than on ``base``: the alarm's
+    own override differs, or a config key its drill depends on does."""
+    from ..provisioner import REPO_ROOT
+    from ..stack_config import load_stack_config
+
+    root = project_dir or REPO_ROOT
+    one, other = load_stack_config(root, stack), load_stack_config(root, base)
+    project = one.project
+
+    def value(config: Any, key: str) -> str | None:
+        return config.values.get(f"{project}:{key}")
+
+    def override(config: Any, alarm_id: str) -> Any:
+        return json.loads(value(config, "alarmOverrides") or "{}").get(alarm_id)
+
+    return [alarm_id for alarm_id, drill in DRILLS.items()
+            if override(one, alarm_id) != override(other, alarm_id)
+            or any(value(one, key) != value(other, key) for key in drill.depends_on)]

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 
-from .catalogue import DRILLS
+from ..stack_config import StackConfigError
+from .catalogue import DRILLS, differing_alarms
 from .runner import DEFAULT_THRESHOLD_SCALE, DEFAULT_TIME_SCALE, DrillRun, table
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -22,6 +24,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     drill.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
     drill.add_argument("--alarm", action="append", default=None, metavar="ID",
                        help="drill only this alarm id (repeatable; default: every alarm)")
+    drill.add_argument("--differing-from", default=None, metavar="STACK",
+                       help="drill only the alarms whose drill could play out differently than on STACK "
+                            "(their override or a config key their drill depends on differs)")
     drill.add_argument("--report", type=Path, default=None, metavar="FILE", help="also write the results as JSON")
     drill.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE,
                        help=f"length of a period relative to the declared one (default {DEFAULT_TIME_SCALE})")
@@ -36,12 +41,26 @@ def main(args: argparse.Namespace) -> int:
     if not 0 < args.time_scale <= 1:
         print(f"localcloud drill: --time-scale must be in (0, 1], got {args.time_scale}", file=sys.stderr)
         return EXIT_ERROR
-    run = DrillRun(args.stack, args.alarm, time_scale=args.time_scale,
+    alarm_ids = args.alarm
+    if args.differing_from:
+        try:
+            alarm_ids = [a for a in differing_alarms(args.stack, args.differing_from)
+                         if args.alarm is None or a in args.alarm]
+        except StackConfigError as exc:
+            print(f"localcloud drill: --differing-from: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"localcloud drill: {len(alarm_ids)} alarm(s) differ from {args.differing_from!r}: "
+              f"{', '.join(alarm_ids) or 'none'}", flush=True)
+        if not alarm_ids:
+            return EXIT_OK
+    run = DrillRun(args.stack, alarm_ids, time_scale=args.time_scale,
                    threshold_scale=max(args.time_scale, DEFAULT_THRESHOLD_SCALE),
                    log=lambda line: print(line, flush=True))
     print(f"localcloud drill: stack {args.stack!r}, {len(run.alarm_ids)} alarm(s), periods x{args.time_scale:g}",
           flush=True)
     began = time.monotonic()
+    # The faults are deliberate: the warnings they cause (failed DLQ sends, retries) are expected.
+    logging.getLogger("localcloud").setLevel(logging.ERROR)
     try:
         results = run.run()
     except Exception as exc:  # noqa: BLE001 - a cloud that cannot start is reported, not a traceback

@@ -34,3 +34,15 @@ def test_an_unknown_alarm_id_is_refused_with_the_allowed_ones(capsys: pytest.Cap
     assert "--alarm 'no-such-alarm'" in err and "api-5xx" in err and "processor-stalled" in err
     assert main(["drill", "--time-scale", "0"]) == 2
     assert "--time-scale" in capsys.readouterr().err
+
+
+def test_prod_redrills_only_what_differs_from_dev() -> None:
+    """prod overrides api-4xx and api-latency-p99, and changes the processor's timeout, batching,
+    parallelization, retries and reserved concurrency and the stream mode; nothing else differs."""
+    from localcloud.drills.catalogue import differing_alarms
+
+    assert differing_alarms("dev", "dev") == []
+    differing = set(differing_alarms("prod", "dev"))
+    assert {"api-4xx", "api-latency-p99", "processor-duration", "processor-iterator-age",
+            "stream-iterator-age", "dlq-messages-visible", "processor-throttles"} <= differing
+    assert not differing & {"api-5xx", "ingest-errors", "readings-system-errors", "devices-get-system-errors"}
