@@ -29,7 +29,8 @@ class Drill:
     fault: str  # what the operator would call it; shown in the report and the runbook
     apply: Step
     recover: Step | None = None  # beyond undoing the fault: the operator's own action
-    time_scale: float | None = None  # None: the run's scale; slower for faults slower than a period
+    # The period scale this drill needs at least (None: the run's), for faults slower than a period.
+    time_scale: Callable[[DrillContext], float] | None = None
     # Config keys (besides the alarm's own override) whose value changes how this drill plays out;
     # a stack that differs from another only elsewhere need not run it again (differing_alarms).
     depends_on: tuple[str, ...] = ()
@@ -120,6 +121,12 @@ def _processor_slow_invocations(ctx: DrillContext) -> None:
     _valid(ctx, interval_s=0.3)
 
 
+def _room_for_slow_invocations(ctx: DrillContext) -> float:
+    """A period must hold one whole slow invocation and then some, or the breaching datapoints
+    land in every other period and "2 of 3" flaps: 1.5 x the invocation, as a scale of 60 s."""
+    return 1.5 * _over_timeout_fraction(ctx, "processor") / 1000 / 60
+
+
 def _poison_batches(ctx: DrillContext) -> None:
     """Every batch fails until the mapping's retries are used up and it goes to the DLQ."""
     ctx.fault(f"{DYNAMODB}.BatchWriteItem", error="AccessDeniedException", message="injected: writes refused")
@@ -158,7 +165,7 @@ DRILLS: dict[str, Drill] = {
                               _ddb("BatchWriteItem", "AccessDeniedException")),
     "processor-throttles": Drill("processor reserved concurrency set to 0", _reserved_zero("processor", _valid), depends_on=('processorReservedConcurrency',)),
     "processor-duration": Drill("readings BatchWriteItem slowed past 80% of the processor timeout (scaled)",
-                                _processor_slow_invocations, time_scale=0.15, depends_on=('processorTimeoutSeconds',)),
+                                _processor_slow_invocations, time_scale=_room_for_slow_invocations, depends_on=('processorTimeoutSeconds',)),
     "processor-iterator-age": Drill("slow readings writes (BatchWriteItem +250 ms) behind a backlog on the stream",
                                     _slow_consumer, depends_on=('processorBatchSize', 'processorBatchingWindowSeconds', 'processorParallelization', 'streamMode', 'shardCount')),
     "processor-destination-delivery-failures": Drill(

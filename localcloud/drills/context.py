@@ -39,6 +39,7 @@ class DrillContext:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._paused: list[Any] = []
+        self._stopped: list[Load] = []  # loads told to stop, joined in close()
 
     # ---- faults --------------------------------------------------------------------------
     def fault(self, target: str, **rule: Any) -> None:
@@ -117,13 +118,14 @@ class DrillContext:
     def stop_fault(self) -> None:
         """Undo everything the drill started: loads, fault rules, reservations, crash loops."""
         self._stop.set()
+        for load in self._loads:  # no new requests; those in flight finish against a healed cloud
+            load.stop(wait=False)
+        self._stopped.extend(self._loads)
+        self._loads = []
+        self.cloud.emulator.clear_faults()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads = []
-        for load in self._loads:
-            load.stop()
-        self._loads = []
-        self.cloud.emulator.clear_faults()
         for function, value in self._reserved.items():
             self.runner.concurrency.set_reserved(function, value)
         self._reserved = {}
@@ -132,3 +134,10 @@ class DrillContext:
         self._paused = []
         self._stop = threading.Event()
 
+
+    def close(self) -> None:
+        """Wait for every load's last request (before the cloud stops)."""
+        self.stop_fault()
+        for load in self._stopped:
+            load.stop(wait=True)
+        self._stopped = []

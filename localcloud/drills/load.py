@@ -41,11 +41,13 @@ class Load:
             self._threads.append(thread)
         return self
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop sending; with ``wait`` False the threads end after their request in flight."""
         self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=40)
-        self._threads = []
+        if wait:
+            for thread in self._threads:
+                thread.join(timeout=40)
+            self._threads = []
 
     def _run(self) -> None:
         conn: http.client.HTTPConnection | None = None
