@@ -7,9 +7,9 @@ on a slow consumer, a poison batch for the DLQ, an unreachable DLQ, a disabled m
 Stopping a drill undoes all of it (``DrillContext.stop_fault``) plus the drill's own
 ``recover`` (the operator's action, e.g. emptying the DLQ after a replay).
 
-Numbers assume the drill's time scale (runner.py): periods 1/50 of the declared ones, duration
-thresholds 1/20 (a 4,000 ms authorizer threshold is 200 ms), counts judged as per-real-period
-rates. Each fault overshoots its threshold by a margin so a loaded machine still trips it.
+Numbers assume the drill's time scale (runner.py): periods 1/100 of the declared ones, duration
+thresholds 1/20 (a 4,000 ms authorizer threshold is 200 ms; 1/50 for the processor's duration and
+the iterator ages, which would otherwise take many seconds), counts judged as per-real-period rates. Each fault overshoots its threshold by a margin so a loaded machine still trips it.
 """
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ class Drill:
     recover: Step | None = None  # beyond undoing the fault: the operator's own action
     # The period scale this drill needs at least (None: the run's), for faults slower than a period.
     time_scale: Callable[[DrillContext], float] | None = None
+    # Duration thresholds' scale for this drill (None: the run's): a processor near its 60-120 s
+    # timeout would otherwise need periods of many seconds.
+    threshold_scale: float | None = None
     # Config keys (besides the alarm's own override) whose value changes how this drill plays out;
     # a stack that differs from another only elsewhere need not run it again (differing_alarms).
     depends_on: tuple[str, ...] = ()
@@ -165,9 +168,10 @@ DRILLS: dict[str, Drill] = {
                               _ddb("BatchWriteItem", "AccessDeniedException")),
     "processor-throttles": Drill("processor reserved concurrency set to 0", _reserved_zero("processor", _valid), depends_on=('processorReservedConcurrency',)),
     "processor-duration": Drill("readings BatchWriteItem slowed past 80% of the processor timeout (scaled)",
-                                _processor_slow_invocations, time_scale=_room_for_slow_invocations, depends_on=('processorTimeoutSeconds',)),
+                                _processor_slow_invocations, time_scale=_room_for_slow_invocations,
+                                threshold_scale=0.02, depends_on=('processorTimeoutSeconds',)),
     "processor-iterator-age": Drill("slow readings writes (BatchWriteItem +250 ms) behind a backlog on the stream",
-                                    _slow_consumer, depends_on=('processorBatchSize', 'processorBatchingWindowSeconds', 'processorParallelization', 'streamMode', 'shardCount')),
+                                    _slow_consumer, threshold_scale=0.02, depends_on=('processorBatchSize', 'processorBatchingWindowSeconds', 'processorParallelization', 'streamMode', 'shardCount')),
     "processor-destination-delivery-failures": Drill(
         "poison batches (BatchWriteItem refused) while the DLQ is unreachable (SendMessage fails)",
         _unreachable_dlq, depends_on=('processorMaxRetries', 'processorMaxRecordAgeSeconds')),
@@ -177,7 +181,7 @@ DRILLS: dict[str, Drill] = {
         "PutRecords calls throttled (ProvisionedThroughputExceededException)",
         _put_error("ProvisionedThroughputExceededException")),
     "stream-iterator-age": Drill("slow readings writes (BatchWriteItem +250 ms) behind a backlog on the stream",
-                                 _slow_consumer, depends_on=('processorBatchSize', 'processorBatchingWindowSeconds', 'processorParallelization', 'streamMode', 'shardCount')),
+                                 _slow_consumer, threshold_scale=0.02, depends_on=('processorBatchSize', 'processorBatchingWindowSeconds', 'processorParallelization', 'streamMode', 'shardCount')),
     "readings-write-throttles": Drill("readings BatchWriteItem throttled (ProvisionedThroughputExceededException)",
                                       _ddb("BatchWriteItem", "ProvisionedThroughputExceededException")),
     "readings-system-errors": Drill("readings BatchWriteItem fails server-side (InternalServerError, 500)",

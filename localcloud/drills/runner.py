@@ -6,7 +6,7 @@ subscribed to every topic the alarms notify), stop the fault, wait for OK and it
 then watch N + 1 more periods for a re-alarm: after the fault no new breaching data exists, so
 any ALARM is a failure.
 
-Time: periods last ``time_scale`` of the declared ones (0.02: a minute is 1.2 s), duration
+Time: periods last ``time_scale`` of the declared ones (0.01: a minute is 0.6 s), duration
 thresholds ``threshold_scale`` of theirs (0.05: 4,000 ms is 200 ms), and counts are judged as
 the per-real-period rate (monitor.py). A drill may ask for a slower scale when its fault lasts
 longer than a scaled period (one processor invocation near its timeout).
@@ -27,7 +27,7 @@ from .catalogue import DRILLS
 from .context import DrillContext
 from .load import Device
 
-DEFAULT_TIME_SCALE = 0.02
+DEFAULT_TIME_SCALE = 0.01
 DEFAULT_THRESHOLD_SCALE = 0.05
 EVALUATION_INTERVAL_S = 0.1
 
@@ -171,6 +171,7 @@ class DrillRun:
         drill = DRILLS[alarm_id]
         name = alarm["AlarmName"]
         result = DrillResult(alarm_id, name, drill.fault)
+        ctx.monitor.time_threshold_scale = drill.threshold_scale or self.threshold_scale
         scale = max(self.time_scale, drill.time_scale(ctx) if drill.time_scale else 0.0)
         ctx.monitor.time_scale = scale
         period = _declared_period(alarm) * scale
