@@ -9,7 +9,8 @@ Stopping a drill undoes all of it (``DrillContext.stop_fault``) plus the drill's
 
 Numbers assume the drill's time scale (runner.py): periods 1/100 of the declared ones, duration
 thresholds 1/20 (a 4,000 ms authorizer threshold is 200 ms; 1/50 for the processor's duration and
-the iterator ages, which would otherwise take many seconds), counts judged as per-real-period rates. Each fault overshoots its threshold by a margin so a loaded machine still trips it.
+the iterator ages, which would otherwise take many seconds), counts judged as per-real-period rates.
+Each fault overshoots its threshold by a margin so a loaded machine still trips it.
 """
 from __future__ import annotations
 
@@ -107,11 +108,22 @@ def _authorizer_crashes(ctx: DrillContext) -> None:
     _unknown(ctx, clients=2, interval_s=0.2)
 
 
+SLOW_WRITE_MS = 50  # per readings BatchWriteItem (25 items) while the consumer is slowed
+
+
 def _slow_consumer(ctx: DrillContext) -> None:
-    """The processor's writes slow down while a backlog waits on the stream."""
-    ctx.fault(f"{DYNAMODB}.BatchWriteItem", delayMs=250)
+    """The processor's writes slow down while a producer writes faster than it now drains."""
+    ctx.fault(f"{DYNAMODB}.BatchWriteItem", delayMs=SLOW_WRITE_MS)
+    ctx.produce(500)
+
+
+def _room_for_slow_batches(ctx: DrillContext) -> float:
+    """Both iterator ages are published once per batch (per invocation, per read), so a period
+    must hold about two slowed batches or breaching periods alternate with empty ones: the
+    scale at which a 60 s period lasts 2 x (writes of one batch + 0.5 s)."""
     mapping = next(m for m in ctx.stack.mappings if m.function == ctx.functions["processor"])
-    ctx.put_backlog(max(3000, 6 * mapping.batch_size * max(1, mapping.parallelization_factor)))
+    batch_s = -(-mapping.batch_size // 25) * SLOW_WRITE_MS / 1000 + 0.5
+    return 2 * batch_s / 60
 
 
 def _processor_slow_invocations(ctx: DrillContext) -> None:
@@ -147,41 +159,51 @@ def _stalled_consumer(ctx: DrillContext) -> None:
     _valid(ctx, interval_s=0.15)
 
 
+_THROTTLE_KEYS = ("apiThrottleRate", "apiThrottleBurst")  # the stage may throttle a drill's load
+# What decides how fast the processor drains a backlog.
+_CONSUMER_KEYS = ("processorBatchSize", "processorBatchingWindowSeconds", "processorParallelization", "streamMode",
+                  "shardCount")
+
 DRILLS: dict[str, Drill] = {
     "api-5xx": Drill("Kinesis PutRecords refused (KMSAccessDeniedException): ingest fails, API answers 500",
                      _put_error("KMSAccessDeniedException")),
     "api-4xx": Drill("requests from unregistered devices (403), 10/s",
-                     lambda ctx: _unknown(ctx, clients=2, interval_s=0.2, pool=5), depends_on=('apiThrottleRate', 'apiThrottleBurst')),
-    "api-latency-p99": Drill("Kinesis PutRecords slowed by 150 ms under 20+ requests/s", _latency, depends_on=('apiThrottleRate', 'apiThrottleBurst')),
+                     lambda ctx: _unknown(ctx, clients=2, interval_s=0.2, pool=5), depends_on=_THROTTLE_KEYS),
+    "api-latency-p99": Drill("Kinesis PutRecords slowed by 150 ms under 20+ requests/s", _latency,
+                             depends_on=_THROTTLE_KEYS),
     "authorizer-errors": Drill("authorizer execution environments killed mid-invocation (as by OOM)",
                                _authorizer_crashes),
     "authorizer-throttles": Drill("authorizer reserved concurrency set to 0",
                                   _reserved_zero("authorizer", lambda ctx: _unknown(ctx, pool=3))),
-    "authorizer-duration": Drill("devices-table GetItem slowed to 110% of 80% of the authorizer timeout (scaled)",
-                                 _slow_lookup, depends_on=('authorizerTimeoutSeconds',)),
+    "authorizer-duration": Drill("devices-table GetItem slowed to 1.3 x the duration threshold (scaled)",
+                                 _slow_lookup, depends_on=("authorizerTimeoutSeconds",)),
     "ingest-errors": Drill("Kinesis PutRecords answers ResourceNotFoundException (stream gone)",
                            _put_error("ResourceNotFoundException")),
     "ingest-throttles": Drill("ingest reserved concurrency set to 0", _reserved_zero("ingest", _valid)),
-    "ingest-duration": Drill("Kinesis PutRecords slowed past 80% of the ingest timeout (scaled)",
-                             _slow_put, depends_on=('ingestTimeoutSeconds', 'putBudgetSeconds')),
+    "ingest-duration": Drill("Kinesis PutRecords slowed to 1.3 x the duration threshold (scaled)",
+                             _slow_put, depends_on=("ingestTimeoutSeconds", "putBudgetSeconds")),
     "processor-errors": Drill("readings BatchWriteItem refused (AccessDeniedException)",
                               _ddb("BatchWriteItem", "AccessDeniedException")),
-    "processor-throttles": Drill("processor reserved concurrency set to 0", _reserved_zero("processor", _valid), depends_on=('processorReservedConcurrency',)),
-    "processor-duration": Drill("readings BatchWriteItem slowed past 80% of the processor timeout (scaled)",
+    "processor-throttles": Drill("processor reserved concurrency set to 0", _reserved_zero("processor", _valid),
+                                 depends_on=("processorReservedConcurrency",)),
+    "processor-duration": Drill("readings and devices writes slowed to 1.3 x the duration threshold (scaled)",
                                 _processor_slow_invocations, time_scale=_room_for_slow_invocations,
-                                threshold_scale=0.02, depends_on=('processorTimeoutSeconds',)),
-    "processor-iterator-age": Drill("slow readings writes (BatchWriteItem +250 ms) behind a backlog on the stream",
-                                    _slow_consumer, threshold_scale=0.02, depends_on=('processorBatchSize', 'processorBatchingWindowSeconds', 'processorParallelization', 'streamMode', 'shardCount')),
+                                threshold_scale=0.02, depends_on=("processorTimeoutSeconds",)),
+    "processor-iterator-age": Drill("readings writes slowed (BatchWriteItem +50 ms) while 500 records/s arrive",
+                                    _slow_consumer, threshold_scale=0.02, time_scale=_room_for_slow_batches,
+                                 depends_on=_CONSUMER_KEYS),
     "processor-destination-delivery-failures": Drill(
         "poison batches (BatchWriteItem refused) while the DLQ is unreachable (SendMessage fails)",
-        _unreachable_dlq, depends_on=('processorMaxRetries', 'processorMaxRecordAgeSeconds')),
+        _unreachable_dlq,
+        depends_on=("processorMaxRetries", "processorMaxRecordAgeSeconds")),
     "stream-throttled-records": Drill("PutRecords entries throttled (partial failure, call answers 200)",
                                       _partial_put),
     "stream-write-throughput-exceeded": Drill(
         "PutRecords calls throttled (ProvisionedThroughputExceededException)",
         _put_error("ProvisionedThroughputExceededException")),
-    "stream-iterator-age": Drill("slow readings writes (BatchWriteItem +250 ms) behind a backlog on the stream",
-                                 _slow_consumer, threshold_scale=0.02, depends_on=('processorBatchSize', 'processorBatchingWindowSeconds', 'processorParallelization', 'streamMode', 'shardCount')),
+    "stream-iterator-age": Drill("readings writes slowed (BatchWriteItem +50 ms) while 500 records/s arrive",
+                                 _slow_consumer, threshold_scale=0.02, time_scale=_room_for_slow_batches,
+                                    depends_on=_CONSUMER_KEYS),
     "readings-write-throttles": Drill("readings BatchWriteItem throttled (ProvisionedThroughputExceededException)",
                                       _ddb("BatchWriteItem", "ProvisionedThroughputExceededException")),
     "readings-system-errors": Drill("readings BatchWriteItem fails server-side (InternalServerError, 500)",
@@ -197,9 +219,10 @@ DRILLS: dict[str, Drill] = {
                                        _ddb("GetItem", "InternalServerError", status=500,
                                             load=lambda ctx: _unknown(ctx))),
     "processor-stalled": Drill("the processor's event source mapping disabled while devices keep sending",
-                               _stalled_consumer, depends_on=('processorBatchingWindowSeconds',)),
+                               _stalled_consumer, depends_on=("processorBatchingWindowSeconds",)),
     "dlq-messages-visible": Drill("poison batches (BatchWriteItem refused) until one lands in the DLQ",
-                                  _poison_batches, recover=lambda ctx: ctx.purge_dlq(), depends_on=('processorMaxRetries', 'processorMaxRecordAgeSeconds')),
+                                  _poison_batches, recover=lambda ctx: ctx.purge_dlq(),
+                                  depends_on=("processorMaxRetries", "processorMaxRecordAgeSeconds")),
 }
 
 

@@ -83,6 +83,19 @@ class DrillContext:
                 poller.set_enabled(False)
                 self._paused.append(poller)
 
+    def produce(self, records_per_s: int) -> None:
+        """A producer writing valid records straight to the stream, ``records_per_s`` a second
+        (500 per PutRecords call), until the drill stops: faster than a slowed consumer drains."""
+        def loop() -> None:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                self.put_backlog(records_per_s)
+                self._stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
+
+        thread = threading.Thread(target=loop, daemon=True, name="drill-producer")
+        thread.start()
+        self._threads.append(thread)
+
     def put_backlog(self, records: int) -> None:
         """A burst of valid telemetry records written straight to the stream (500 per call)."""
         from handlers.telemetry.records import pack

@@ -16,7 +16,8 @@ def _reason(note: dict[str, Any]) -> str:
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [f"| alarm id | drill fault | time to ALARM / OK (stack {report['stack']}) | ALARM notification: `NewStateReason` |",
+    lines = [f"| alarm id | drill fault | time to ALARM / OK (stack {report['stack']}) "
+             "| ALARM notification: `NewStateReason` |",
              "|---|---|---|---|"]
     for r in report["results"]:
         timing = ("-" if r["time_to_alarm_s"] is None else f"{r['time_to_alarm_s']:.1f} s") + " / " + \

@@ -302,3 +302,17 @@ def test_stream_iterator_age_is_the_age_of_the_last_record_read() -> None:
     newer = StreamRecord("s", "2", "k", b"", 1_100.0)
     assert read_age_ms([old, newer], now=1_250.0) == 150_000.0
     assert read_age_ms([], now=1_250.0) == 0.0
+
+
+def test_a_disabled_mapping_reads_nothing_and_resumes_where_it_stopped(setup: Callable[..., dict[str, Any]]) -> None:
+    ctx = setup(batch_size=4)
+    poller: StreamPoller = ctx["poller"]
+    poller.start()
+    put(ctx, ["before"])
+    wait_for(lambda: [r["body"] for r in seen(ctx)] == ["before"])
+    poller.set_enabled(False)
+    put(ctx, ["while-1", "while-2"])
+    time.sleep(1.0)  # several polls: a disabled mapping must not deliver them
+    assert [r["body"] for r in seen(ctx)] == ["before"]
+    poller.set_enabled(True)
+    wait_for(lambda: [r["body"] for r in seen(ctx)] == ["before", "while-1", "while-2"])
