@@ -250,7 +250,9 @@ class StreamPoller:
         iterator: str | None = self._initial.pop(shard_id, None)
         last_read: str | None = None
         idle_wait = self.poll_interval_s
-        backlog_cap = max(1000, 4 * self.mapping.batch_size) * len(lanes)
+        # Read ahead at most two batches per lane, as Lambda's poller reads a batch at a time: a
+        # consumer that falls behind leaves its backlog on the stream, where it is old when read.
+        backlog_cap = max(100, 2 * self.mapping.batch_size) * len(lanes)
         window = float(self.mapping.batching_window_s or 0)
         while not self._stop.is_set():
             if not self._enabled.is_set():

@@ -112,9 +112,13 @@ SLOW_WRITE_MS = 50  # per readings BatchWriteItem (25 items) while the consumer 
 
 
 def _slow_consumer(ctx: DrillContext) -> None:
-    """The processor's writes slow down while a producer writes faster than it now drains."""
+    """The processor's writes slow down while a producer writes faster than it now drains. A first
+    burst fills what the mapping reads ahead (two batches per lane), so the backlog builds up on
+    the stream from the start."""
     ctx.fault(f"{DYNAMODB}.BatchWriteItem", delayMs=SLOW_WRITE_MS)
-    ctx.produce(500)
+    mapping = next(m for m in ctx.stack.mappings if m.function == ctx.functions["processor"])
+    ctx.put_backlog(2 * mapping.batch_size * max(1, mapping.parallelization_factor))
+    ctx.produce(1000)
 
 
 def _room_for_slow_batches(ctx: DrillContext) -> float:
@@ -189,7 +193,7 @@ DRILLS: dict[str, Drill] = {
     "processor-duration": Drill("readings and devices writes slowed to 1.3 x the duration threshold (scaled)",
                                 _processor_slow_invocations, time_scale=_room_for_slow_invocations,
                                 threshold_scale=0.02, depends_on=("processorTimeoutSeconds",)),
-    "processor-iterator-age": Drill("readings writes slowed (BatchWriteItem +50 ms) while 500 records/s arrive",
+    "processor-iterator-age": Drill("readings writes slowed (BatchWriteItem +50 ms) while 1,000 records/s arrive",
                                     _slow_consumer, threshold_scale=0.02, time_scale=_room_for_slow_batches,
                                  depends_on=_CONSUMER_KEYS),
     "processor-destination-delivery-failures": Drill(
@@ -201,7 +205,7 @@ DRILLS: dict[str, Drill] = {
     "stream-write-throughput-exceeded": Drill(
         "PutRecords calls throttled (ProvisionedThroughputExceededException)",
         _put_error("ProvisionedThroughputExceededException")),
-    "stream-iterator-age": Drill("readings writes slowed (BatchWriteItem +50 ms) while 500 records/s arrive",
+    "stream-iterator-age": Drill("readings writes slowed (BatchWriteItem +50 ms) while 1,000 records/s arrive",
                                  _slow_consumer, threshold_scale=0.02, time_scale=_room_for_slow_batches,
                                     depends_on=_CONSUMER_KEYS),
     "readings-write-throttles": Drill("readings BatchWriteItem throttled (ProvisionedThroughputExceededException)",
