@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: help venv test test-unit test-e2e demo serve drill bench bench-cold clean
+.PHONY: help venv test test-unit test-e2e demo serve drill bench bench-cold soak clean
 
 help:
 	@echo "make test    - unit tests (Pulumi mocks, handlers on moto) and local-cloud end-to-end tests"
@@ -14,6 +14,7 @@ help:
 	@echo "make drill   - drive every alarm to ALARM and back on the local cloud (STACK=dev|prod)"
 	@echo "make bench   - throughput and start-up benchmark of the local pipeline"
 	@echo "make bench-cold - what each Lambda handler's cold start spends on imports"
+	@echo "make soak    - a fleet of 50,000+ readings under transient DynamoDB/Kinesis faults strands nothing"
 	@echo "make clean   - remove venv/, .localcloud/ and caches"
 
 venv: $(STAMP)
@@ -49,6 +50,9 @@ bench: $(STAMP)
 
 bench-cold: $(STAMP)
 	$(PY) -m benchmarks.cold_import
+
+soak: $(STAMP)
+	$(PY) -m benchmarks.transient_faults
 
 clean:
 	rm -rf $(VENV) .localcloud .pytest_cache

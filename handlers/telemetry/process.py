@@ -13,8 +13,14 @@ bounded retries, bisect-on-error and an on-failure destination):
   them on a retry is harmless: writes are keyed by (deviceId, ts, seq)), and
   the poison record's sequence number and reason are in the log.
   https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html
-- If DynamoDB itself is failing (UnprocessedItems left after the retry budget,
-  throttling, access or table errors), the function raises. The invocation then
+- Transient DynamoDB trouble (throttling, UnprocessedItems, 5xx, a lost
+  connection) is retried inside the invocation, with jittered backoff, until one
+  deadline shared by every call of the invocation (see storage.is_transient).
+  Relying on Lambda's retries of the batch instead would spend them: Lambda
+  documents no delay between them, bisect splits the batch down to single
+  records, and after MaximumRetryAttempts the batch goes to the DLQ.
+- If DynamoDB is still failing at that deadline, or fails in a way no retry
+  cures (access or table errors), the function raises. The invocation then
   counts in the Lambda Errors metric, which the "processor Errors" alarm watches;
   reporting every record as failed instead would look like a healthy function
   to that alarm.
@@ -34,6 +40,7 @@ from .backoff import Backoff
 from .config import ProcessorConfig
 from .records import PoisonRecord, TelemetryRecord, decode
 from .storage import batch_write, item_key, reading_item, update_latest
+from .usage import usage_by_device
 from .validation import Reading
 
 _log = logging.getLogger("telemetry.process")
@@ -95,9 +102,11 @@ def process_batch(
             best = latest.get(record.device_id)
             if best is None or (reading.ts, reading.seq) > (best[0].ts, best[0].seq):
                 latest[record.device_id] = (reading, record.received_at, sequence)
+    usage = usage_by_device(decoded, failed_sequences)
     for device_id, (reading, received_at, sequence) in latest.items():
         try:
-            if update_latest(dynamodb, config.devices_table, device_id, reading, received_at):
+            if update_latest(dynamodb, config.devices_table, device_id, reading, received_at, new_backoff(),
+                             usage[device_id]):
                 outcome.latest_updated += 1
         except ClientError as exc:
             if not _is_validation_error(exc):
