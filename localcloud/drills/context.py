@@ -39,7 +39,6 @@ class DrillContext:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._paused: list[Any] = []
-        self._stopped: list[Load] = []  # loads told to stop, joined in close()
 
     # ---- faults --------------------------------------------------------------------------
     def fault(self, target: str, **rule: Any) -> None:
@@ -131,11 +130,14 @@ class DrillContext:
     def stop_fault(self) -> None:
         """Undo everything the drill started: loads, fault rules, reservations, crash loops."""
         self._stop.set()
-        for load in self._loads:  # no new requests; those in flight finish against a healed cloud
+        for load in self._loads:  # no new requests from here on
             load.stop(wait=False)
-        self._stopped.extend(self._loads)
-        self._loads = []
         self.cloud.emulator.clear_faults()
+        # Requests already in flight (held by a slow call, say) still produce breaching data when
+        # they finish: the fault has stopped only once they have.
+        for load in self._loads:
+            load.stop(wait=True)
+        self._loads = []
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads = []
@@ -149,8 +151,5 @@ class DrillContext:
 
 
     def close(self) -> None:
-        """Wait for every load's last request (before the cloud stops)."""
+        """Undo whatever a drill that raised left behind (before the cloud stops)."""
         self.stop_fault()
-        for load in self._stopped:
-            load.stop(wait=True)
-        self._stopped = []
