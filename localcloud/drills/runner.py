@@ -185,6 +185,7 @@ class DrillRun:
             result.problem = f"not OK before the drill (state {self._state(ctx, name)})"
             return result
         started = time.monotonic()
+        alarmed_at = started
         try:
             drill.apply(ctx)
             fired = self._wait(lambda: self._state(ctx, name) == "ALARM", fire_deadline)
@@ -193,19 +194,20 @@ class DrillRun:
                 note = self._wait_for(lambda: inbox.find(name, "ALARM", started), 10.0)
                 result.alarm_notified = note is not None
                 if note is not None:
-                    result.notification = note[1]
+                    alarmed_at, result.notification = note
         finally:
+            stopping = time.monotonic()  # the fault stops once the requests it held have finished
             ctx.stop_fault()
             if drill.recover is not None:
                 drill.recover(ctx)
         if result.time_to_alarm_s is None:
             result.problem = f"no ALARM within {fire_deadline:.0f} s"
             return result
-        stopped = time.monotonic()
         cleared = self._wait(lambda: self._state(ctx, name) == "OK", fire_deadline)
         if cleared:
-            result.time_to_ok_s = round(time.monotonic() - stopped, 2)
-            result.ok_notified = self._wait_for(lambda: inbox.find(name, "OK", stopped), 10.0) is not None
+            result.time_to_ok_s = round(time.monotonic() - stopping, 2)
+            # The OK may come while the held requests drain, so look from the ALARM on.
+            result.ok_notified = self._wait_for(lambda: inbox.find(name, "OK", alarmed_at), 10.0) is not None
             ok_at = time.monotonic()
             # A window sliding with the clock re-alarmed within N periods of the fault's end.
             watch_until = ok_at + max(2.0, (n + 1) * period)
