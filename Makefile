@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: help venv check policy test test-unit test-e2e demo serve bench bench-cold bench-cost readme-cost soak clean
+.PHONY: help venv check policy test test-unit test-e2e demo serve drill bench bench-cold bench-cost readme-cost soak clean
 
 help:
 	@echo "make check   - ruff and mypy (config in pyproject.toml); every noqa / type: ignore must name its rule and say why"
@@ -13,6 +13,7 @@ help:
 	@echo "make test    - unit tests (Pulumi mocks, handlers on moto) and local-cloud end-to-end tests"
 	@echo "make demo    - local cloud + simulated fleet, prints a report (exit 0 only if nothing was lost)"
 	@echo "make serve   - run the local cloud in the foreground until Ctrl-C (STACK=dev|prod)"
+	@echo "make drill   - drive every alarm to ALARM and back on the local cloud (STACK=dev|prod)"
 	@echo "make bench   - throughput and start-up benchmark of the local pipeline"
 	@echo "make bench-cold - what each Lambda handler's cold start spends on imports"
 	@echo "make bench-cost - \$$ per million readings at the reference workload, dev and prod (cost meter)"
@@ -62,6 +63,9 @@ demo: $(STAMP)
 
 serve: $(STAMP)
 	$(PY) -m localcloud serve --stack $(STACK)
+
+drill: $(STAMP)
+	$(PY) -m localcloud drill --stack $(STACK)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.pipeline

@@ -30,7 +30,8 @@ class DataPlane:
     def __init__(self, stack: ProvisionedStack, host: str = "127.0.0.1", port: int = 0, *,
                  log_dir: Path | None = None, max_workers_per_function: int = 4,
                  evaluation_interval_s: float = 10.0, flush_interval_s: float = 1.0,
-                 poll_interval_s: float = 0.1, alarm_time_scale: float = 1.0) -> None:
+                 poll_interval_s: float = 0.1, alarm_time_scale: float = 1.0,
+                 alarm_count_rates: bool = False, alarm_time_threshold_scale: float = 1.0) -> None:
         self.stack = stack
         self.host = host
         self.port = port
@@ -40,7 +41,8 @@ class DataPlane:
             queues.append(stack.outputs["dlqUrl"])
         self.monitor = Monitor(stack.endpoint_url, stack.region, flush_interval_s=flush_interval_s,
                                evaluation_interval_s=evaluation_interval_s, time_scale=alarm_time_scale,
-                               queue_urls=tuple(queues))
+                               queue_urls=tuple(queues), count_rates=alarm_count_rates,
+                               time_threshold_scale=alarm_time_threshold_scale)
         # Each function, and the Lambda service on its behalf, calls the emulator under its own role.
         self.identities = FunctionIdentities(stack)
         self.log_deliveries: dict[str, LogDelivery] = {}

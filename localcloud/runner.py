@@ -8,10 +8,10 @@ functions that share module names (``telemetry``) and read their environment
 at import time from seeing each other's state. Workers stay warm across
 invocations, like reused Lambda execution environments.
 
-Concurrency follows Lambda: a function with reserved concurrency N never has
-more than N invocations in flight and rejects the excess as throttled
-(``Throttles`` metric); an unreserved one draws from the account's pool of
-1,000. A 2-core machine cannot host hundreds of environments, so each function
+Concurrency follows Lambda (``concurrency.py``): a function with reserved
+concurrency N never has more than N invocations in flight and rejects the excess
+as throttled (``Throttles`` metric); unreserved ones share what the reservations
+leave of the account's limit (1,000). A 2-core machine cannot host hundreds of environments, so each function
 gets at most ``max_workers`` processes; invocations within the concurrency
 limit but beyond the workers queue for a free worker (bounded by the
 function's timeout), which shows up as latency, not as throttling.
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Protocol
 
+from .concurrency import ConcurrencyModel
 from .model import FunctionSpec
 
 log = logging.getLogger(__name__)
@@ -402,9 +403,13 @@ class LambdaRunner:
                  max_workers: int = 4, prewarm: bool = True, service_metrics: bool = True,
                  credentials: Callable[[str], dict[str, str]] | None = None,
                  log_gate: Callable[[str], Callable[[bytes], bool]] | None = None,
-                 meter: Any = None) -> None:
+                 meter: Any = None, concurrency: ConcurrencyModel | None = None) -> None:
         self._sink = sink or NullSink()
         self._meter = meter  # localcloud.meter.UsageMeter: billable units of each invocation
+        # Account, reserved and unreserved concurrency (concurrency.py); the pools below only
+        # bound how many processes this machine hosts per function.
+        self.concurrency = concurrency or ConcurrencyModel(
+            {name: spec.reserved_concurrency for name, spec in functions.items()})
         self._region = region
         self._endpoint = endpoint_url
         self._log_dir = log_dir or default_log_dir()
@@ -494,7 +499,10 @@ class LambdaRunner:
         request_id = str(uuid.uuid4())
         function_timeout = spec.timeout_s
         wait_limit = function_timeout if timeout_s is None else min(function_timeout, timeout_s)
-        entered = pool.enter()
+        entered = self.concurrency.acquire(function)
+        if entered and not pool.enter():
+            self.concurrency.release(function)
+            entered = False
         if entered:
             # Sampled at each start; alarms and dashboards read it with Maximum, as on AWS.
             self._sink.put("AWS/Lambda", "ConcurrentExecutions", dims, float(pool.concurrent), "Count")
@@ -545,6 +553,7 @@ class LambdaRunner:
             return result
         finally:
             pool.leave()
+            self.concurrency.release(function)
 
     def _finish(self, dims: dict[str, str], result: InvokeResult, started: float) -> InvokeResult:
         duration = (time.perf_counter() - started) * 1000

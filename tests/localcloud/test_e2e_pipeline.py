@@ -344,3 +344,31 @@ def test_stage_throttle_returns_429_beyond_burst_and_rate(cloud: LocalCloud) -> 
     assert ok + throttled == len(statuses) and throttled > 0
     assert 100 <= ok <= 100 + 50 * elapsed + 1
     assert all(json.loads(b) == {"message": "Too Many Requests"} for b in bodies)
+
+
+def test_every_aws_metric_published_is_aws_shaped_and_counted_once(cloud: LocalCloud, registry: DeviceRegistry) -> None:
+    """After the module's run (traffic, throttling, a DLQ, injected faults), everything the local
+    cloud published under AWS/* is a metric AWS publishes, with a dimension set AWS uses for it
+    (localcloud/aws_metrics.py); and a record put is one IncomingRecords, not one per observer."""
+    from localcloud.aws_metrics import not_aws
+
+    assert cloud.dataplane is not None and cloud.stack is not None
+    monitor = cloud.dataplane.monitor
+    time.sleep(2.5)  # the throttle test may have emptied the stage's token bucket: let it refill
+    marker(cloud, registry)  # traffic of its own, so the test also passes alone
+    published = monitor.published()
+    assert {("AWS/Kinesis", "IncomingRecords"), ("AWS/Lambda", "Invocations"),
+            ("AWS/ApiGateway", "Count")} <= {(ns, n) for ns, n, _ in published}
+    assert not_aws(published) == []
+    stream = {"StreamName": cloud.stack.outputs["streamName"]}
+
+    def put_vs_incoming() -> tuple[float, float]:
+        put = (monitor.total("AWS/Kinesis", "PutRecords.SuccessfulRecords", stream)
+               + monitor.total("AWS/Kinesis", "PutRecord.Success", stream))
+        return put, monitor.total("AWS/Kinesis", "IncomingRecords", stream)
+
+    deadline = time.monotonic() + 20  # metrics travel through the workers' log pumps: let them land
+    while put_vs_incoming()[0] != put_vs_incoming()[1] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    put, incoming = put_vs_incoming()
+    assert put > 0 and incoming == put

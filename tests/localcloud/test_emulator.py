@@ -235,11 +235,25 @@ def test_fault_error_rule_throttles_n_calls(clean_faults: Emulator) -> None:
     assert dynamodb.get_item(TableName=table, Key={"pk": {"S": "a"}})["Item"] == {"pk": {"S": "a"}}
 
 
+def test_fault_delay_rule_slows_calls_that_then_succeed(clean_faults: Emulator) -> None:
+    """A slow dependency: ``delayMs`` alone holds the call, then moto answers it."""
+    emulator = clean_faults
+    sqs = emulator.client("sqs")
+    queue = sqs.create_queue(QueueName=f"slow-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    target = "AmazonSQS.GetQueueAttributes"  # botocore speaks SQS's JSON protocol
+    emulator.inject_fault({"target": target, "delayMs": 400, "times": 1})
+    started = time.monotonic()
+    sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])
+    assert time.monotonic() - started >= 0.4
+    assert emulator.faults() == []  # used up: the next call is not held
+
+
 @pytest.mark.parametrize(
     "rule, message",
     [
         ({"target": "nope"}, "X-Amz-Target"),
-        ({"target": "Kinesis_20131202.PutRecords"}, "either 'error'"),
+        ({"target": "Kinesis_20131202.PutRecords"}, "give 'error'"),
+        ({"target": "Kinesis_20131202.PutRecords", "delayMs": -1}, "'delayMs'"),
         ({"target": "DynamoDB_20120810.PutItem", "failRecords": [0]}, "only to a PutRecords"),
         ({"target": "Kinesis_20131202.PutRecords", "error": "X", "times": 0}, "'times'"),
     ],
