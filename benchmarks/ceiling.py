@@ -100,7 +100,7 @@ def measure(
             chunk = entries[i : i + PUT_RECORDS_MAX]
             while chunk:
                 resp = kinesis.put_records(StreamName=stream, Records=chunk)
-                chunk = [e for e, r in zip(chunk, resp["Records"]) if "ErrorCode" in r]
+                chunk = [e for e, r in zip(chunk, resp["Records"], strict=False) if "ErrorCode" in r]
         put_s = time.perf_counter() - started
 
         started = time.perf_counter()

@@ -58,9 +58,9 @@ def run(rounds: int) -> dict[str, dict[str, float]]:
         for r in range(rounds):
             for who, (kinesis, dynamodb) in clients.items():
                 items = [{"PutRequest": {"Item": {"id": {"S": f"{who}-{r}-{i}"}}}} for i in range(25)]
-                samples[who]["PutRecords x500"].append(_timed(lambda: kinesis.put_records(StreamName=name, Records=records)))
+                samples[who]["PutRecords x500"].append(_timed(lambda k=kinesis: k.put_records(StreamName=name, Records=records)))
                 samples[who]["BatchWriteItem x25"].append(
-                    _timed(lambda: dynamodb.batch_write_item(RequestItems={name: items})))
+                    _timed(lambda d=dynamodb, i=items: d.batch_write_item(RequestItems={name: i})))
         return {call: {"admin_ms": _median_ms(samples["admin"][call]), "role_ms": _median_ms(samples["role"][call]),
                        "ratio": statistics.median(samples["role"][call]) / statistics.median(samples["admin"][call])}
                 for call in samples["admin"]}

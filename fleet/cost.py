@@ -39,5 +39,5 @@ def attach_cost(report: FleetReport, cloud: Any, before: dict[str, Any] | None, 
             report.notes.append(f"cost: storage not priced, stack settings unreadable: {exc}")
         report.cost = price_usage(usage, report.ledger.accepted_readings, load_prices(), ttl_days=ttl_days)
         report.usage = usage
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - the cost is an extra of the report: never fail the run over it
         report.notes.append(f"cost: not computed: {type(exc).__name__}: {exc}")

@@ -33,7 +33,7 @@ def install() -> None:
 
     if boto3.DEFAULT_SESSION is None:
         boto3.setup_default_session()
-    boto3.DEFAULT_SESSION.events.register("before-send", _before_send)  # type: ignore[union-attr]
+    boto3.DEFAULT_SESSION.events.register("before-send", _before_send)
 
 
 class Invocation:

@@ -79,7 +79,7 @@ def _kinesis(event_name: str, **kwargs: Any) -> None:
                          r.get("ErrorCode") != "ProvisionedThroughputExceededException")
             ok = total - throttled - failed
             _emit("AWS/Kinesis", "PutRecords.Success", dims, 1.0)
-            stored = [entry for entry, result in zip(params.get("Records") or [], results)
+            stored = [entry for entry, result in zip(params.get("Records") or [], results, strict=False)
                       if not result.get("ErrorCode")]
             _incoming(dims, stored)
         else:

@@ -107,7 +107,7 @@ def main() -> None:
         import _service_metrics  # type: ignore[import-not-found]  # from this directory, before it leaves sys.path
 
         _service_metrics.install()
-    import _invocation_usage  # from this directory too: what each invocation used, for the cost meter
+    import _invocation_usage  # type: ignore[import-not-found]  # from this directory too: what each invocation used, for the cost meter
 
     _invocation_usage.install()
     # The runner's module path must not shadow handler modules of the same name.

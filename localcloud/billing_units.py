@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import math
 from decimal import Decimal, InvalidOperation
+from collections.abc import Mapping
 from typing import Any
 
 KB = 1024
@@ -160,6 +161,6 @@ SERVICE_LATENCY_MS: dict[str, float] = {
 DEFAULT_SERVICE_LATENCY_MS = 10.0
 
 
-def service_wait_ms(calls: dict[str, float]) -> float:
+def service_wait_ms(calls: Mapping[str, float]) -> float:
     """Modelled time an invocation waits for AWS: the stated latency of each call it made."""
     return sum(SERVICE_LATENCY_MS.get(op, DEFAULT_SERVICE_LATENCY_MS) * n for op, n in calls.items())

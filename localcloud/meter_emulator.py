@@ -133,8 +133,8 @@ def install() -> None:
                                                      for r in records))
         return result
 
-    Stream.put_record = metered_put_record
-    KinesisBackend.get_records = metered_get_records
+    Stream.put_record = metered_put_record  # type: ignore[method-assign]  # the meter wraps moto's own method
+    KinesisBackend.get_records = metered_get_records  # type: ignore[method-assign]  # likewise
     _INSTALLED = True
 
 
@@ -210,7 +210,7 @@ class MeterApp:
         who = caller()
         if status == 200:
             if writes:
-                for (table, key), size_before in zip(writes, before):
+                for (table, key), size_before in zip(writes, before, strict=False):
                     if size_before is None:
                         continue
                     size_after = peek.size(table, key) or 0

@@ -336,7 +336,7 @@ class Monitor:
                                            int(stat_query["Period"]), n, now)
             scale = self.time_scale if self.count_rates and stat_query["Stat"] in ("Sum", "SampleCount") else 1.0
             series[query["Id"]] = [None if v is None else v / scale for v, _ in periods]
-            counts = [c + k for c, (_, k) in zip(counts, periods)]
+            counts = [c + k for c, (_, k) in zip(counts, periods, strict=False)]
         return [(expression({k: v[i] for k, v in series.items()}), counts[i]) for i in range(n)]
 
     def decide(self, alarm: dict[str, Any], now: float) -> alarms.Decision | None:

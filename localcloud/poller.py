@@ -281,7 +281,7 @@ class StreamPoller:
                 if self.observe_stream:
                     self.sink.put("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", self._stream_dims,
                                   read_age_ms(fresh), "Milliseconds")
-            except Exception:  # noqa: BLE001 - expired iterator or emulator hiccup: re-open after last read
+            except Exception:
                 log.warning("reading %s/%s failed", self.mapping.stream_name, shard_id, exc_info=True)
                 iterator = None
                 self._stop.wait(0.5)

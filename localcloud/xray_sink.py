@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-_ANSWERS = {"/TraceSegments": {"UnprocessedTraceSegments": []}, "/TelemetryRecords": {}}
+_ANSWERS: dict[str, dict[str, Any]] = {"/TraceSegments": {"UnprocessedTraceSegments": []}, "/TelemetryRecords": {}}
 
 
 class XRaySink:

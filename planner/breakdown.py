@@ -47,7 +47,7 @@ class Breakdown:
 
     def total(self, kind: Kind | None = None) -> float:
         """$ per million readings of the given kind (None: everything but storage)."""
-        return sum(self.per_million(l) for l in self.lines if kind is None or l.kind == kind)
+        return sum(self.per_million(ln) for ln in self.lines if kind is None or ln.kind == kind)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,9 +56,9 @@ class Breakdown:
             "monthlyReadings": round(self.monthly_readings),
             "perMillionReadings": {"usage": round(self.total("usage"), 4), "fixed": round(self.total("fixed"), 4),
                                    "total": round(self.total(), 4)},
-            "lines": [{"item": l.item, "kind": l.kind, "quantity": round(l.quantity, 3), "unit": l.unit,
-                       "dollars": round(l.dollars, 6), "perMillionReadings": round(self.per_million(l), 4),
-                       "note": l.note} for l in self.lines],
+            "lines": [{"item": ln.item, "kind": ln.kind, "quantity": round(ln.quantity, 3), "unit": ln.unit,
+                       "dollars": round(ln.dollars, 6), "perMillionReadings": round(self.per_million(ln), 4),
+                       "note": ln.note} for ln in self.lines],
             "storage": None if self.storage is None else {
                 "bytesPerReading": round(self.storage.bytes_per_reading, 1), "ttlDays": self.storage.ttl_days,
                 "pointInTimeRecovery": self.storage.pitr,
@@ -68,13 +68,13 @@ class Breakdown:
 
     def render(self, title: str = "cost per million readings", show_dollars: bool = False) -> str:
         """A text table; ``show_dollars`` adds the period's dollars before the $/M column."""
-        def cells(l: Line) -> tuple[str, str, str, str]:
-            per_m = f"{self.per_million(l):.4f}"
-            return (l.item, f"{_qty(l.quantity)} {l.unit}",
-                    f"{l.dollars:>10,.2f}  {per_m:>8}" if show_dollars else per_m, l.note)
+        def cells(ln: Line) -> tuple[str, str, str, str]:
+            per_m = f"{self.per_million(ln):.4f}"
+            return (ln.item, f"{_qty(ln.quantity)} {ln.unit}",
+                    f"{ln.dollars:>10,.2f}  {per_m:>8}" if show_dollars else per_m, ln.note)
 
-        rows = [cells(l) for l in self.lines if l.kind == "usage"]
-        fixed = [cells(l) for l in self.lines if l.kind == "fixed"]
+        rows = [cells(ln) for ln in self.lines if ln.kind == "usage"]
+        fixed = [cells(ln) for ln in self.lines if ln.kind == "fixed"]
         width = max([len(r[0]) for r in rows + fixed] + [16])
         qwidth = max([len(r[1]) for r in rows + fixed] + [8])
         head = f"{'$/' + self.period:>10}  $/M readings" if show_dollars else "$/M readings"
@@ -82,7 +82,7 @@ class Breakdown:
                f"  {'line item'.ljust(width)}  {'quantity'.ljust(qwidth)}  {head}"]
         out += [f"  {a.ljust(width)}  {b.ljust(qwidth)}  {c:>8}" + (f"  {d}" if d else "") for a, b, c, d in rows]
         def total(label: str, kind: Kind | None) -> str:
-            dollars = sum(l.dollars for l in self.lines if kind is None or l.kind == kind)
+            dollars = sum(ln.dollars for ln in self.lines if kind is None or ln.kind == kind)
             value = (f"{dollars:>10,.2f}  {self.total(kind):>8.4f}" if show_dollars else f"{self.total(kind):>8.4f}")
             return f"  {label.ljust(width)}  {''.ljust(qwidth)}  {value}"
 

@@ -59,7 +59,7 @@ def price_usage(usage: dict[str, Any], readings: int, prices: Prices, *, ttl_day
                           f.get("modelledGbSeconds", 0.0) * prices["lambda_per_gb_second_arm64"], note=note))
 
     streams = fixed.get("streams", {})
-    for caller, by_stream in sorted(emulator.get("kinesis", {}).items()):
+    for _caller, by_stream in sorted(emulator.get("kinesis", {}).items()):
         for stream, k in sorted(by_stream.items()):
             mode = streams.get(stream, {}).get("mode", "PROVISIONED")
             if mode == "ON_DEMAND":
@@ -107,7 +107,7 @@ def price_usage(usage: dict[str, Any], readings: int, prices: Prices, *, ttl_day
     lines.append(Line("SQS requests", sqs, "requests", sqs * prices["sqs_per_million_requests"] / 1e6))
 
     month_share = seconds / SECONDS_PER_MONTH
-    for stream, s in sorted(streams.items()):
+    for _stream, s in sorted(streams.items()):
         if s["mode"] == "ON_DEMAND":
             monthly = HOURS_PER_MONTH * prices["kinesis_on_demand_per_stream_hour"]
             lines.append(Line("Kinesis on-demand stream-hours", HOURS_PER_MONTH, "h/month", monthly * month_share,

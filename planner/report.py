@@ -25,7 +25,7 @@ def headline(p: Plan) -> str:
 def render_text(p: Plan) -> str:
     b = p.breakdown
     out = [headline(p), b.render("monthly cost", show_dollars=True)]
-    out.append(f"  TOTAL ${sum(l.dollars for l in b.lines):,.2f} a month, ${b.total():.4f} per million readings "
+    out.append(f"  TOTAL ${sum(ln.dollars for ln in b.lines):,.2f} a month, ${b.total():.4f} per million readings "
                f"(plus storage ${b.storage.per_million:.4f}/M)" if b.storage else "")
     out.append(f"capacity checks (peak = {p.workload.peak_factor:g} x average):")
     for c in checks(p):
@@ -39,7 +39,7 @@ def render_text(p: Plan) -> str:
 
 def to_json(p: Plan) -> dict[str, Any]:
     return {"stack": p.stack, "workload": p.workload.__dict__, "cost": p.breakdown.to_json(),
-            "monthlyDollars": round(sum(l.dollars for l in p.breakdown.lines), 2),
+            "monthlyDollars": round(sum(ln.dollars for ln in p.breakdown.lines), 2),
             "capacity": [{"name": c.name, "compares": c.compares, "value": round(c.value, 3), "limit": c.limit,
                           "unit": c.unit, "ok": c.ok, "advisory": c.advisory,
                           "advice": c.advice} for c in checks(p)],
@@ -59,14 +59,14 @@ def render_markdown(plans: list[Plan]) -> str:
     for item in items:
         cells = []
         for p in plans:
-            line = next((l for l in p.breakdown.lines if l.item == item), None)
+            line = next((ln for ln in p.breakdown.lines if ln.item == item), None)
             cells.append("" if line is None else f"{line.dollars:,.2f} | {p.breakdown.per_million(line):.4f}")
             if line is None:
                 cells[-1] = " | "
-        kind = next(l.kind for p in plans for l in p.breakdown.lines if l.item == item)
+        kind = next(ln.kind for p in plans for ln in p.breakdown.lines if ln.item == item)
         rows.append(f"| {item}{' (fixed)' if kind == 'fixed' else ''} | " + " | ".join(cells) + " |")
     rows.append("| **total** | " + " | ".join(
-        f"**{sum(l.dollars for l in p.breakdown.lines):,.2f}** | **{p.breakdown.total():.4f}**" for p in plans) + " |")
+        f"**{sum(ln.dollars for ln in p.breakdown.lines):,.2f}** | **{p.breakdown.total():.4f}**" for p in plans) + " |")
     rows.append("| readings storage over the TTL (not in the total) | " + " | ".join(
         f"{p.breakdown.storage.per_million * p.breakdown.readings / 1e6:,.2f} | {p.breakdown.storage.per_million:.4f}"
         if p.breakdown.storage else " | " for p in plans) + " |")

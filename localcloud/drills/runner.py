@@ -265,7 +265,7 @@ def table(results: list[DrillResult]) -> str:
                      seconds(r.time_to_alarm_s), "yes" if r.alarm_notified else "no", seconds(r.time_to_ok_s),
                      "yes" if r.ok_notified else "no", str(r.re_alarms), "pass" if r.passed else "FAIL"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     failed = [r for r in results if not r.passed]
     lines.append("")

@@ -86,7 +86,9 @@ def test_same_readings_in_another_order_give_the_same_records_and_keys() -> None
     shuffled = readings[::-1]
     one = pack("d", "r1", 1, readings)
     two = pack("d", "r2", 2, shuffled)
-    keys = lambda recs: [i["readingKey"]["S"] for data in recs for i in record_items(decode(data), 30)]  # noqa: E731
+    def keys(recs: list[bytes]) -> list[str]:
+        return [i["readingKey"]["S"] for data in recs for i in record_items(decode(data), 30)]
+
     assert keys(one) == keys(two)
 
 

@@ -233,7 +233,7 @@ def test_boundary_numbers_are_stored_exactly_as_sent(
     """Ingest accepts each literal, the processor stores the very number that was sent (as a JSON number
     inside the item's compressed readings), and the reader gives it back."""
     names = [f"m{i}" for i in range(len(STORABLE_EXACTLY))]
-    metrics = ", ".join(f'"{name}": {literal}' for name, literal in zip(names, STORABLE_EXACTLY))
+    metrics = ", ".join(f'"{name}": {literal}' for name, literal in zip(names, STORABLE_EXACTLY, strict=False))
     event = telemetry_event('{"readings": [{"ts": %d, "metrics": {%s}}]}' % (NOW_MS, metrics), raw=True)
     result = run(event, kinesis, ingest_config, vtime)
     assert result.response["statusCode"] == 202, body(result)
@@ -245,7 +245,7 @@ def test_boundary_numbers_are_stored_exactly_as_sent(
         for r in json.loads(zlib.decompress(item["readings"]["B"]), parse_float=Decimal, parse_int=Decimal):
             stored.update(r["metrics"])
     (back,) = read_readings(dynamodb, READINGS, "dev-1", NOW_MS, NOW_MS + 1)
-    for name, literal in zip(names, STORABLE_EXACTLY):
+    for name, literal in zip(names, STORABLE_EXACTLY, strict=False):
         assert stored[name] == exact_value(literal), (literal, stored[name])
         value = back.metrics[name]
         assert Decimal(repr(value) if isinstance(value, float) else value) == exact_value(literal), (literal, value)

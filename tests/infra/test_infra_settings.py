@@ -238,7 +238,7 @@ def test_stack_files_set_the_region_and_only_known_keys(stack: str) -> None:
 
 
 def test_dev_is_small_and_prod_is_durable() -> None:
-    def load(stack: str):  # noqa: ANN202 - a local helper; its result type is whatever load_settings returns
+    def load(stack: str):
         cfg = stack_config(stack)
         return parse_settings({k.split(":", 1)[1]: v for k, v in cfg.items() if k.startswith("iot-ingest:")},
                               cfg["aws:region"])

@@ -131,7 +131,7 @@ def test_greedy_device_is_cut_off_within_the_bound_and_nothing_else_changes(
     greedy, greedy_key = registry.add(f"greedy-{uuid.uuid4().hex[:6]}")
     calm, calm_key = registry.add(f"calm-{uuid.uuid4().hex[:6]}")
     # separate client: the watcher polls from its own thread
-    watch_registry = DeviceRegistry(cloud.emulator.client("dynamodb"), registry._table)  # noqa: SLF001 - the test reuses the fixture registry's table name
+    watch_registry = DeviceRegistry(cloud.emulator.client("dynamodb"), registry._table)
 
     accepted: list[tuple[float, int]] = []  # (time of the 202, cumulative readings accepted)
     accepted_keys: list[str] = []

@@ -271,7 +271,7 @@ class StreamRead:
         device, key = ctx.registry.add(f"iam-{uuid.uuid4().hex[:8]}")
         assert post_reading(ctx, device, key) == 202
         for each in [*ctx.pending, device]:
-            wait_for(lambda: len(stored(ctx, each)) == 1, f"{each}'s reading stored once")
+            wait_for(lambda each=each: len(stored(ctx, each)) == 1, f"{each}'s reading stored once")
         ctx.pending.clear()
 
 

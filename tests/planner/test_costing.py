@@ -78,14 +78,14 @@ def test_price_usage_per_million_readings_by_line() -> None:
     assert "DynamoDB readings reads" not in per_m  # the fleet's read-back is not the pipeline's cost
     assert per_m["SQS requests"] == pytest.approx(10 * 0.4 / 1e6)
     assert per_m["CloudWatch Logs ingestion"] == pytest.approx(PRICES["cloudwatch_logs_ingestion_per_gb"])  # 1 GB
-    assert b.total("usage") == pytest.approx(sum(b.per_million(l) for l in b.lines if l.kind == "usage"))
+    assert b.total("usage") == pytest.approx(sum(b.per_million(ln) for ln in b.lines if ln.kind == "usage"))
     assert b.total() == pytest.approx(b.total("usage") + b.total("fixed"))
 
 
 def test_fixed_costs_are_amortised_at_the_observed_rate() -> None:
     b = price_usage(_usage(seconds=100.0), 1_000_000, PRICES)  # 10,000 readings/s
     monthly_readings = 1_000_000 / 100.0 * SECONDS_PER_MONTH
-    shard = next(l for l in b.lines if l.item == "Kinesis shard-hours")
+    shard = next(ln for ln in b.lines if ln.item == "Kinesis shard-hours")
     assert shard.kind == "fixed"
     assert b.per_million(shard) == pytest.approx(2 * 730 * 0.015 / (monthly_readings / 1e6))
     slower = price_usage(_usage(seconds=1000.0), 1_000_000, PRICES)

@@ -47,7 +47,7 @@ def calibration(**overrides: Any) -> dict[str, Any]:
 
 
 def _line(p: Any, item: str) -> Any:
-    return next(l for l in p.breakdown.lines if l.item == item)
+    return next(ln for ln in p.breakdown.lines if ln.item == item)
 
 
 def test_monthly_cost_of_the_readme_fleet_on_prod() -> None:
@@ -124,7 +124,7 @@ def test_workload_refuses_impossible_inputs(field: str, value: Any, flag: str) -
 ])
 def test_cli_input_errors_exit_2_naming_the_flag(args: list[str], flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     base = {"--stack": "prod", "--devices": "1000", "--interval": "60", "--readings": "10"}
-    for key, value in zip(args[::2], args[1::2]):
+    for key, value in zip(args[::2], args[1::2], strict=False):
         base[key] = value
     argv = ["plan"] + [x for kv in base.items() for x in kv]
     with pytest.raises(SystemExit) as exc:
