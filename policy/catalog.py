@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from components.alarms import apigateway, dynamodb, kinesis, lambda_, sqs
+from components.alarms import apigateway, consumer, dynamodb, kinesis, lambda_, sqs
 from components.alarms.spec import AlarmSpec
 
 PLACEHOLDER = "<stack value>"  # stands for a dimension whose value names one of the stack's resources
@@ -36,9 +36,11 @@ def _catalogue_specs() -> list[AlarmSpec]:
 
 
 def published_metrics() -> frozenset[PublishedMetric]:
+    single = [(s.namespace, s.metric_name, s.dimensions) for s in _catalogue_specs()]
+    math = [(ns, metric, dims) for _id, ns, metric, dims in consumer.watched_metrics(PLACEHOLDER, PLACEHOLDER)]
     return frozenset(
-        PublishedMetric(s.namespace, s.metric_name, tuple(sorted((k, str(v)) for k, v in s.dimensions.items())))
-        for s in _catalogue_specs()
+        PublishedMetric(namespace, metric, tuple(sorted((k, str(v)) for k, v in dims.items())))
+        for namespace, metric, dims in single + math
     )
 
 

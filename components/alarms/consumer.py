@@ -23,6 +23,16 @@ ALARM_ID = "processor-stalled"
 EXPRESSION = "IF(FILL(invocations, 0) == 0, FILL(incoming, 0), 0)"
 
 
+def watched_metrics(stream_name: pulumi.Input[str], function_name: pulumi.Input[str]) -> (
+        list[tuple[str, str, str, dict[str, pulumi.Input[str]]]]):
+    """(query id, namespace, metric, dimensions) of the metrics the expression reads: one place,
+    used by the alarm below and by the policy pack's catalogue of metrics AWS publishes."""
+    return [
+        ("incoming", "AWS/Kinesis", "IncomingRecords", {"StreamName": stream_name}),
+        ("invocations", "AWS/Lambda", "Invocations", {"FunctionName": function_name}),
+    ]
+
+
 def stalled_consumer_alarm(parent: pulumi.Resource, base_name: str, physical_prefix: str,
                            stream_name: pulumi.Input[str], function_name: pulumi.Input[str],
                            override: AlarmOverride | None, topic_arn: pulumi.Input[str]) -> aws.cloudwatch.MetricAlarm:
@@ -43,8 +53,8 @@ def stalled_consumer_alarm(parent: pulumi.Resource, base_name: str, physical_pre
         alarm_description=("Records arrive on the stream but the processor is not invoked (disabled mapping, "
                            f"lost permission). {ALARM_DEFAULTS[ALARM_ID].rationale}"),
         metric_queries=[
-            query("incoming", "AWS/Kinesis", "IncomingRecords", {"StreamName": stream_name}),
-            query("invocations", "AWS/Lambda", "Invocations", {"FunctionName": function_name}),
+            *(query(query_id, namespace, metric, dims)
+              for query_id, namespace, metric, dims in watched_metrics(stream_name, function_name)),
             aws.cloudwatch.MetricAlarmMetricQueryArgs(
                 id="stalled", expression=EXPRESSION, label="records in while the processor never ran",
                 return_data=True),

@@ -29,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from admin.readings import read_readings
 from admin.registry import DeviceRegistry
 from localcloud.cloud import LocalCloud
 
@@ -145,17 +146,10 @@ def test_nothing_written_for_rejected_requests(cloud: LocalCloud, ledger: Ledger
     assert response.status_code == 202, response.text
 
     def stored() -> set[tuple[int, int]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            page = ddb.query(TableName=cloud.stack.outputs["readingsTableName"], ConsistentRead=True,  # type: ignore[union-attr]  # checked above
-                             KeyConditionExpression="deviceId = :d",
-                             ExpressionAttributeValues={":d": {"S": ledger.device}}, **kwargs)
-            items += page["Items"]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
-        return {tuple(int(p) for p in i["readingKey"]["S"].split("#")) for i in items}  # type: ignore[misc]  # two parts
+        """Every (ts, seq) stored for the device, through the project's own reader."""
+        until = int(time.time() * 1000) + 10**9  # beyond any accepted future skew
+        return {(r.ts, r.seq) for r in read_readings(ddb, cloud.stack.outputs["readingsTableName"],  # type: ignore[union-attr]  # checked above
+                                                    ledger.device, 0, until, consistent=True)}
 
     deadline = time.monotonic() + 60
     while marker not in (keys := stored()) and time.monotonic() < deadline:
