@@ -9,6 +9,8 @@ idempotent. Logs: ``<log_dir>/lambda/<function>.log`` (handler output),
 """
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import threading
 from pathlib import Path
@@ -31,8 +33,12 @@ class DataPlane:
                  log_dir: Path | None = None, max_workers_per_function: int = 4,
                  evaluation_interval_s: float = 10.0, flush_interval_s: float = 1.0,
                  poll_interval_s: float = 0.1, alarm_time_scale: float = 1.0,
-                 alarm_count_rates: bool = False, alarm_time_threshold_scale: float = 1.0) -> None:
+                 alarm_count_rates: bool = False, alarm_time_threshold_scale: float = 1.0,
+                 batching_window_scale: float = 1.0) -> None:
         self.stack = stack
+        # Time-scaled runs (the alarm drills) shrink the mappings' batching windows with their
+        # periods, so a window is not mistaken for a consumer falling behind (IteratorAge).
+        self.batching_window_scale = batching_window_scale
         self.host = host
         self.port = port
         self.log_dir = log_dir or default_log_dir()
@@ -102,6 +108,9 @@ class DataPlane:
                 gateway.start()
             observed: set[str] = set()
             for mapping in self.stack.mappings:
+                if self.batching_window_scale != 1.0:
+                    mapping = dataclasses.replace(
+                        mapping, batching_window_s=mapping.batching_window_s * self.batching_window_scale)
                 poller = StreamPoller(mapping, self.runner, endpoint_url=self.stack.endpoint_url,
                                       region=self.stack.region, sink=self.monitor,
                                       role_arn=self._role_of(mapping.function),

@@ -66,7 +66,7 @@ class MappingSpec:
     stream_name: str
     function: str  # physical function name
     batch_size: int
-    batching_window_s: int
+    batching_window_s: float
     parallelization_factor: int
     starting_position: str  # TRIM_HORIZON | LATEST | AT_TIMESTAMP
     bisect_on_error: bool

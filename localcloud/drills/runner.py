@@ -118,7 +118,8 @@ class DrillRun:
         state_dir = self.state_dir or Path(tempfile.mkdtemp(prefix=f"drill-{self.stack}-"))
         cloud = LocalCloud(stack=self.stack, state_dir=state_dir, dataplane_options={
             "alarm_time_scale": self.time_scale, "evaluation_interval_s": EVALUATION_INTERVAL_S,
-            "alarm_count_rates": True, "alarm_time_threshold_scale": self.threshold_scale})
+            "alarm_count_rates": True, "alarm_time_threshold_scale": self.threshold_scale,
+            "batching_window_scale": self.time_scale})
         began = time.monotonic()
         cloud.start()
         inbox: Inbox | None = None

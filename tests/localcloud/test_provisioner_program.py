@@ -118,7 +118,7 @@ def test_dev_api_and_mapping_specs(dev: tuple[Emulator, ProvisionedStack]) -> No
 
     (mapping,) = stack.mappings
     assert mapping.function == names["processor"] and mapping.stream_arn == stack.outputs["streamArn"]
-    assert (mapping.batch_size, mapping.batching_window_s, mapping.parallelization_factor) == (100, 1, 1)
+    assert (mapping.batch_size, mapping.batching_window_s, mapping.parallelization_factor) == (100, 3, 1)
     assert (mapping.max_retry_attempts, mapping.max_record_age_s, mapping.starting_position) == (3, 3600, "TRIM_HORIZON")
     assert mapping.bisect_on_error and mapping.report_batch_item_failures
     assert mapping.on_failure_queue_url == stack.outputs["dlqUrl"]
