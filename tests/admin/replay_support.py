@@ -86,6 +86,13 @@ class Stack:
                     bodies[m["MessageId"]] = m["Body"]
         return list(bodies.values())
 
+    def dlq_depth(self) -> int:
+        """Messages in the DLQ, visible or not (a message merely hidden by a receive still counts)."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
     def stored(self, device_id: str) -> list[dict[str, Any]]:
         return self.dynamodb.query(TableName=READINGS, KeyConditionExpression="deviceId = :d",
                                    ExpressionAttributeValues={":d": {"S": device_id}}, ConsistentRead=True)["Items"]

@@ -57,7 +57,7 @@ def test_replay_stores_each_reading_once_deletes_the_message_and_a_second_run_do
     assert expires == {7 * 86_400}  # the processor's own TTL, read from its configuration
     device = stack.dynamodb.get_item(TableName=DEVICES, Key={"deviceId": {"S": "dev-a"}})["Item"]
     assert int(device["latestSeq"]["N"]) == 4  # the latest reading moved forward as the processor would
-    assert stack.dlq_bodies() == []
+    assert stack.dlq_depth() == 0
 
     code, report, _ = replay(stack)
     assert code == 0 and report["messages"] == [] and report["deleted"] == 0
@@ -70,7 +70,7 @@ def test_dry_run_reads_and_reports_but_writes_and_deletes_nothing(stack: Stack) 
     code, report, _ = replay(stack, "--dry-run")
     assert code == 0 and report["dryRun"] is True
     assert report["counts"] == {"would-replay": 1} and report["messages"][0]["records_read"] == 1
-    assert stack.stored("dev-a") == [] and len(stack.dlq_bodies()) == 1  # kept, and visible again at once
+    assert stack.stored("dev-a") == [] and len(stack.dlq_bodies()) == stack.dlq_depth() == 1  # kept, and visible again at once
 
 
 def test_expired_prefix_is_reported_with_its_range_and_the_message_kept(stack: Stack) -> None:
@@ -87,11 +87,11 @@ def test_expired_prefix_is_reported_with_its_range_and_the_message_kept(stack: S
     assert also_gone not in (message.expired or {}).values()
     assert "2 of 4 record(s) left" in message.reason and gone in message.reason
     assert sorted(int(i["seq"]["N"]) for i in stack.stored("dev-a")) == [2, 3]  # what is left is stored
-    assert len(stack.dlq_bodies()) == 1
+    assert len(stack.dlq_bodies()) == stack.dlq_depth() == 1
 
     report = replayer(stack, kinesis=trimmed, discard_expired=True).run()
     assert report.messages[0].status == "expired" and report.messages[0].deleted
-    assert stack.dlq_bodies() == []
+    assert stack.dlq_depth() == 0
 
 
 def test_a_fully_expired_range_is_found_whether_kinesis_refuses_or_skips_the_trimmed_start(stack: Stack) -> None:
@@ -110,7 +110,7 @@ def test_a_vanished_shard_is_reported_as_expired(stack: Stack) -> None:
     (message,) = report["messages"]
     assert code == 1 and message["status"] == "expired" and message["expired"] == {"from": "100", "to": "200"}
     assert "shard is gone" in message["reason"] and not message["deleted"]
-    assert len(stack.dlq_bodies()) == 1
+    assert len(stack.dlq_bodies()) == stack.dlq_depth() == 1
 
 
 def test_a_poison_record_keeps_the_message_with_the_processors_reason(stack: Stack) -> None:
@@ -123,7 +123,7 @@ def test_a_poison_record_keeps_the_message_with_the_processors_reason(stack: Sta
     assert message["failing"] == [{"sequenceNumber": poison, "reason": message["failing"][0]["reason"]}]
     assert "poison record" in message["failing"][0]["reason"] and "JSON" in message["failing"][0]["reason"]
     assert len(stack.stored("dev-a")) == 2  # the good record of the batch is stored anyway
-    assert len(stack.dlq_bodies()) == 1
+    assert len(stack.dlq_bodies()) == stack.dlq_depth() == 1
 
 
 def test_storage_still_down_keeps_the_message_with_the_error(stack: Stack) -> None:
@@ -134,9 +134,9 @@ def test_storage_still_down_keeps_the_message_with_the_error(stack: Stack) -> No
     (message,) = report.messages
     assert message.status == "failing" and not message.deleted and down.calls >= 1
     assert "AccessDeniedException" in message.reason
-    assert stack.stored("dev-a") == [] and len(stack.dlq_bodies()) == 1
+    assert stack.stored("dev-a") == [] and len(stack.dlq_bodies()) == stack.dlq_depth() == 1
     assert replayer(stack).run().messages[0].status == "replayed"  # once storage is back
-    assert len(stack.stored("dev-a")) == 2 and stack.dlq_bodies() == []
+    assert len(stack.stored("dev-a")) == 2 and stack.dlq_depth() == 0
 
 
 def test_foreign_and_unreadable_messages_are_kept_with_a_reason(stack: Stack) -> None:
@@ -147,7 +147,7 @@ def test_foreign_and_unreadable_messages_are_kept_with_a_reason(stack: Stack) ->
     reasons = sorted(m["reason"] for m in report["messages"])
     assert code == 1 and report["counts"] == {"failing": 2}
     assert "not this stack's" in reasons[0] and "not JSON" in reasons[1]
-    assert stack.stored("dev-a") == [] and len(stack.dlq_bodies()) == 2
+    assert stack.stored("dev-a") == [] and len(stack.dlq_bodies()) == stack.dlq_depth() == 2
 
 
 def test_max_limits_the_messages_handled(stack: Stack) -> None:
@@ -155,7 +155,7 @@ def test_max_limits_the_messages_handled(stack: Stack) -> None:
         seq = stack.put(f"dev-{device}", 1)
         stack.fail(seq, seq, 1)
     code, report, _ = replay(stack, "--max", "2")
-    assert code == 0 and len(report["messages"]) == 2 and len(stack.dlq_bodies()) == 1
+    assert code == 0 and len(report["messages"]) == 2 and len(stack.dlq_bodies()) == stack.dlq_depth() == 1
 
 
 def test_text_report_names_each_message_and_the_summary(stack: Stack) -> None:
