@@ -310,8 +310,7 @@ class Replayer:
                 "partitionKey": r["PartitionKey"],
                 "sequenceNumber": r["SequenceNumber"],
                 "data": base64.b64encode(r["Data"]).decode("ascii"),
-                "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp()
-                if hasattr(r.get("ApproximateArrivalTimestamp"), "timestamp") else 0.0,
+                "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp(),
             },
             "eventSource": "aws:kinesis",
             "eventVersion": "1.0",
