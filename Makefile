@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 
-.PHONY: help venv test test-unit test-e2e demo serve bench bench-cold clean
+.PHONY: help venv test test-unit test-e2e demo serve bench bench-cold soak clean
 
 help:
 	@echo "make test    - unit tests (Pulumi mocks, handlers on moto) and local-cloud end-to-end tests"
@@ -13,6 +13,7 @@ help:
 	@echo "make serve   - run the local cloud in the foreground until Ctrl-C (STACK=dev|prod)"
 	@echo "make bench   - throughput and start-up benchmark of the local pipeline"
 	@echo "make bench-cold - what each Lambda handler's cold start spends on imports"
+	@echo "make soak    - a fleet of 50,000+ readings under transient DynamoDB/Kinesis faults strands nothing"
 	@echo "make clean   - remove venv/, .localcloud/ and caches"
 
 venv: $(STAMP)
@@ -45,6 +46,9 @@ bench: $(STAMP)
 
 bench-cold: $(STAMP)
 	$(PY) -m benchmarks.cold_import
+
+soak: $(STAMP)
+	$(PY) -m benchmarks.transient_faults
 
 clean:
 	rm -rf $(VENV) .localcloud .pytest_cache

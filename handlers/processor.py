@@ -20,16 +20,26 @@ from telemetry.process import process_batch
 CONFIG = ProcessorConfig.from_env()
 logger = make_logger("processor")
 metrics = make_metrics("processor")
-# Bounded calls: botocore's defaults (60 s read timeout, legacy retries) could spend
-# the whole function timeout on one hung request.
-# https://docs.aws.amazon.com/boto3/latest/guide/retries.html
+# Bounded calls, and botocore's own retries off: telemetry.storage retries
+# throttling, 5xx and lost connections itself, under the invocation's deadline.
+# Standard mode's client-wide retry quota drains under sustained throttling and
+# then stops retrying 5xx answers at all (legacy mode's 60 s read timeout and
+# fixed attempts are no better). https://docs.aws.amazon.com/boto3/latest/guide/retries.html
+CALL_CONNECT_TIMEOUT_S = 1
+CALL_READ_TIMEOUT_S = 3
 dynamodb = boto3.client(
     "dynamodb",
-    config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3}),
+    config=Config(
+        connect_timeout=CALL_CONNECT_TIMEOUT_S,
+        read_timeout=CALL_READ_TIMEOUT_S,
+        retries={"mode": "standard", "total_max_attempts": 1},
+    ),
 )
 
-# Leave this much of the function timeout for the conditional updates and the response.
-_RESERVE_S = 5.0
+# The retry deadline ends this long before the function's timeout: a call started
+# just before the deadline can still take one call's worth of time, and the
+# response must go out after it.
+_RESERVE_S = CALL_CONNECT_TIMEOUT_S + CALL_READ_TIMEOUT_S + 1.0
 _MAX_BUDGET_S = 20.0
 
 

@@ -12,7 +12,11 @@ Control plane, on the emulator's own port:
   DELETE /_localcloud/faults   -> removes every rule
 Rule fields: ``target`` (the X-Amz-Target header, e.g.
 "Kinesis_20131202.PutRecords", "DynamoDB_20120810.BatchWriteItem"), ``times``
-(how many matching calls to affect, default 1), and either ``error`` (+
+(how many matching calls to affect, default 1; unlimited when ``seconds`` is
+given without it), ``rate`` (the fraction of matching calls affected, drawn at
+random per call, default 1: ``"rate": 0.1`` is sustained throttling of a tenth
+of the calls), ``seconds`` (the rule ends this long after it was added: a
+burst), and either ``error`` (+
 optional ``message``, ``status`` default 400): answer with that AWS error
 without calling moto, or ``failRecords`` (PutRecords only: indexes of entries
 that fail with ``error`` default ProvisionedThroughputExceededException; they
@@ -23,11 +27,14 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 ADMIN_PATH = "/_localcloud/faults"
+UNLIMITED = 2**62  # ``times`` of a rule bounded only by its ``seconds``
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -44,17 +51,30 @@ class FaultRule:
     message: str = "injected by localcloud"
     status: int = 400
     fail_records: tuple[int, ...] = field(default_factory=tuple)
+    rate: float = 1.0
+    expires_at: float | None = None  # time.monotonic() after which the rule is gone
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
     @classmethod
-    def from_json(cls, rule_id: int, raw: Any) -> "FaultRule":
+    def from_json(cls, rule_id: int, raw: Any, now: float | None = None) -> "FaultRule":
+        """``now`` is the injector's clock reading, from which a ``seconds`` rule's end is counted."""
         if not isinstance(raw, dict):
             raise FaultRuleError("a fault rule must be a JSON object")
         target = raw.get("target")
         if not isinstance(target, str) or "." not in target:
             raise FaultRuleError("'target' must be an X-Amz-Target such as 'Kinesis_20131202.PutRecords'")
-        times = raw.get("times", 1)
+        seconds = raw.get("seconds")
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                                    or not 0 < seconds <= 3600):
+            raise FaultRuleError("'seconds' must be a number of seconds in (0, 3600]")
+        times = raw.get("times", 1 if seconds is None else UNLIMITED)
         if not isinstance(times, int) or isinstance(times, bool) or times < 1:
             raise FaultRuleError("'times' must be an integer >= 1")
+        rate = raw.get("rate", 1.0)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
+            raise FaultRuleError("'rate' must be a fraction of calls in (0, 1]")
         fail_records = raw.get("failRecords")
         error = raw.get("error")
         if fail_records is not None:
@@ -78,20 +98,29 @@ class FaultRule:
             message=str(raw.get("message", "injected by localcloud")),
             status=status,
             fail_records=tuple(sorted(set(fail_records or ()))),
+            rate=float(rate),
+            expires_at=None if seconds is None else (time.monotonic() if now is None else now) + float(seconds),
         )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "target": self.target, "times": self.times, "error": self.error}
         if self.fail_records:
             out["failRecords"] = list(self.fail_records)
+        if self.rate < 1:
+            out["rate"] = self.rate
+        if self.expires_at is not None:
+            out["secondsLeft"] = round(max(0.0, self.expires_at - time.monotonic()), 3)
         return out
 
 
 class FaultInjector:
     """WSGI middleware holding the rules; thread-safe (moto's server is threaded)."""
 
-    def __init__(self, app: WsgiApp) -> None:
+    def __init__(self, app: WsgiApp, rng: Callable[[], float] = random.random,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._app = app
+        self._rng = rng
+        self._clock = clock
         self.wrapped: Any = app  # moto's dispatcher, for warm-up
         self._rules: list[FaultRule] = []
         self._lock = threading.Lock()
@@ -110,8 +139,12 @@ class FaultInjector:
 
     def _take(self, target: str) -> FaultRule | None:
         with self._lock:
+            now = self._clock()
+            self._rules = [r for r in self._rules if not r.expired(now)]
             for rule in self._rules:
                 if rule.target == target:
+                    if rule.rate < 1 and self._rng() >= rule.rate:
+                        continue  # this call is spared; a later rule for the target may still apply
                     rule.times -= 1
                     if rule.times <= 0:
                         self._rules.remove(rule)
@@ -122,6 +155,8 @@ class FaultInjector:
         method = environ.get("REQUEST_METHOD", "GET")
         if method == "GET":
             with self._lock:
+                now = self._clock()
+                self._rules = [r for r in self._rules if not r.expired(now)]
                 rules = [r.to_json() for r in self._rules]
             return _json_response(start_response, 200, {"rules": rules})
         if method == "DELETE":
@@ -132,7 +167,7 @@ class FaultInjector:
             try:
                 raw = json.loads(_read_body(environ) or b"null")
                 with self._lock:
-                    rule = FaultRule.from_json(next(self._ids), raw)
+                    rule = FaultRule.from_json(next(self._ids), raw, self._clock())
                     self._rules.append(rule)
             except (ValueError, FaultRuleError) as exc:
                 return _json_response(start_response, 400, {"error": "invalid_fault_rule", "message": str(exc)})

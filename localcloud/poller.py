@@ -18,6 +18,9 @@ services-kinesis-batchfailurereporting.html, kinesis-on-failure-destination.html
   destination with Lambda's invocation-record shape, and the shard moves on.
   A failed send counts as ``DestinationDeliveryFailures``.
 - Throttled invocations are retried with back-off and do not use up retries.
+- AWS documents no delay between retries of a failed batch, so a failed batch is
+  retried after a short fixed pause (``retry_backoff_s``): the processor must ride
+  out transient DynamoDB faults inside its invocation, not by Lambda's spacing.
 - ``parallelization_factor`` N: each shard's reader deals records to N lanes by
   a hash of the partition key; lanes invoke concurrently, each strictly in
   order, so per-partition-key order holds and one stuck key blocks only its lane.

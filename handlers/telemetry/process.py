@@ -13,8 +13,14 @@ bounded retries, bisect-on-error and an on-failure destination):
   them on a retry is harmless: writes are keyed by (deviceId, ts, seq)), and
   the poison record's sequence number and reason are in the log.
   https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html
-- If DynamoDB itself is failing (UnprocessedItems left after the retry budget,
-  throttling, access or table errors), the function raises. The invocation then
+- Transient DynamoDB trouble (throttling, UnprocessedItems, 5xx, a lost
+  connection) is retried inside the invocation, with jittered backoff, until one
+  deadline shared by every call of the invocation (see storage.is_transient).
+  Relying on Lambda's retries of the batch instead would spend them: Lambda
+  documents no delay between them, bisect splits the batch down to single
+  records, and after MaximumRetryAttempts the batch goes to the DLQ.
+- If DynamoDB is still failing at that deadline, or fails in a way no retry
+  cures (access or table errors), the function raises. The invocation then
   counts in the Lambda Errors metric, which the "processor Errors" alarm watches;
   reporting every record as failed instead would look like a healthy function
   to that alarm.
@@ -97,7 +103,7 @@ def process_batch(
                 latest[record.device_id] = (reading, record.received_at, sequence)
     for device_id, (reading, received_at, sequence) in latest.items():
         try:
-            if update_latest(dynamodb, config.devices_table, device_id, reading, received_at):
+            if update_latest(dynamodb, config.devices_table, device_id, reading, received_at, new_backoff()):
                 outcome.latest_updated += 1
         except ClientError as exc:
             if not _is_validation_error(exc):

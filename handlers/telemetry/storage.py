@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
 from .backoff import Backoff
 from .device_keys import (
@@ -28,18 +30,51 @@ from .validation import Reading
 
 MAX_BATCH_ITEMS = 25
 
-# A whole BatchWriteItem refused for capacity: nothing was written, so the same
-# requests are retried within the budget, exactly like UnprocessedItems.
+# Transient answers: a call refused whole for capacity, or failed on DynamoDB's
+# side (HTTP 5xx: InternalServerError, ServiceUnavailable). Nothing or only some
+# of a BatchWriteItem was written, and every write here is idempotent (a put of
+# the same item, a conditional update to the same values), so the same requests
+# are retried within the processor's own budget, exactly like UnprocessedItems.
+# The processor's client has botocore's retries off: standard mode's client-wide
+# retry quota (500 tokens, 5 per throttling retry and 14 per other retry, none
+# back on failure) drains under sustained throttling, after which 5xx answers are
+# not retried at all. https://docs.aws.amazon.com/boto3/latest/guide/retries.html
 # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html#API_BatchWriteItem_Errors
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html
 THROTTLING_CODES = frozenset({
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
 })
+SERVER_ERROR_CODES = frozenset({"InternalServerError", "ServiceUnavailable", "InternalFailure"})
+# A call that may or may not have reached DynamoDB; repeating it is safe for the same reason.
+TRANSIENT_TRANSPORT_ERRORS = (BotoConnectionError, ConnectTimeoutError, ReadTimeoutError)
 
 
 class StorageUnavailable(Exception):
     """DynamoDB kept refusing writes after all retries: the whole invocation must fail."""
+
+
+def is_transient(exc: Exception) -> bool:
+    """Worth another try within the budget: throttling, a DynamoDB-side 5xx, a lost connection.
+
+    Anything else (validation, access denied, a missing table) is a bug or a
+    deployment fault that no retry can cure, so it is raised at once.
+    """
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return error.get("Code") in THROTTLING_CODES or error.get("Code") in SERVER_ERROR_CODES or int(status) >= 500
+    return isinstance(exc, TRANSIENT_TRANSPORT_ERRORS)
+
+
+def _retry_or_raise(exc: Exception, backoff: Backoff, what: str) -> None:
+    """Sleep before the next attempt of a transient failure, or raise: the error itself
+    when it is not transient, StorageUnavailable once the budget is spent."""
+    if not is_transient(exc):
+        raise exc
+    if not backoff.wait():
+        raise StorageUnavailable(f"{what} still failing after retries: {exc}") from exc
 
 
 def reading_key(ts: int, seq: int) -> str:
@@ -87,16 +122,16 @@ class WriteStats:
     items: int = 0
     calls: int = 0
     unprocessed_retries: int = 0
-    throttled_calls: int = 0
+    throttled_calls: int = 0  # calls refused whole by a transient error (throttling, 5xx, transport)
 
 
 def batch_write(dynamodb: Any, table: str, items: list[dict[str, Any]], backoff: Backoff) -> WriteStats:
     """Write all items (deduplicated) in calls of <= 25, retrying UnprocessedItems and
-    throttled calls within the budget.
+    transiently failed calls (throttling, 5xx, transport) within the budget.
 
-    Raises StorageUnavailable when the budget is spent, and lets a ClientError
-    through unchanged so the caller can tell item-specific ValidationExceptions
-    from a failing service.
+    Raises StorageUnavailable when the budget is spent, and lets any other
+    ClientError through unchanged so the caller can tell item-specific
+    ValidationExceptions from a failing service.
     """
     unique = dedupe(items)
     stats = WriteStats(items=len(unique))
@@ -106,12 +141,9 @@ def batch_write(dynamodb: Any, table: str, items: list[dict[str, Any]], backoff:
             stats.calls += 1
             try:
                 response = dynamodb.batch_write_item(RequestItems={table: requests})
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in THROTTLING_CODES:
-                    raise
+            except (ClientError, BotoCoreError) as exc:
+                _retry_or_raise(exc, backoff, f"BatchWriteItem of {len(requests)} item(s) to {table}")
                 stats.throttled_calls += 1
-                if not backoff.wait():
-                    raise StorageUnavailable(f"{len(requests)} item(s) still throttled in {table} after retries") from exc
                 continue
             requests = response.get("UnprocessedItems", {}).get(table, [])
             if requests:
@@ -121,13 +153,24 @@ def batch_write(dynamodb: Any, table: str, items: list[dict[str, Any]], backoff:
     return stats
 
 
-def update_latest(dynamodb: Any, table: str, device_id: str, reading: Reading, seen_at: int) -> bool:
+def update_latest(dynamodb: Any, table: str, device_id: str, reading: Reading, seen_at: int,
+                  backoff: Backoff) -> bool:
     """Record the reading as the device's latest if it is newer by (ts, seq); False if it is not.
 
     attribute_exists(deviceId) stops an UpdateItem from creating a phantom device
     that was deleted (or never registered) after its readings were accepted.
     https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html
+    Transient failures are retried within ``backoff``; a retry after a lost answer
+    whose update did land fails the condition and returns False, which is harmless.
     """
+    while True:
+        try:
+            return _update_latest_once(dynamodb, table, device_id, reading, seen_at)
+        except (ClientError, BotoCoreError) as exc:
+            _retry_or_raise(exc, backoff, f"UpdateItem of device {device_id} in {table}")
+
+
+def _update_latest_once(dynamodb: Any, table: str, device_id: str, reading: Reading, seen_at: int) -> bool:
     try:
         dynamodb.update_item(
             TableName=table,

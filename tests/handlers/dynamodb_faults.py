@@ -6,6 +6,9 @@ ProvisionedThroughputExceededException (nothing written); the first
 of the items and hand the rest back in UnprocessedItems (what a partly
 throttled batch looks like). ``invalid_devices``: any call touching those
 devices raises ValidationException, as DynamoDB does for an invalid item.
+``burst``: the next calls of BatchWriteItem fail with these errors in turn (an
+error code, answered with HTTP 500 for DynamoDB's 5xx codes, or a botocore
+transport exception instance); ``update_burst`` does the same for UpdateItem.
 Everything else goes to the real (moto) client.
 """
 from __future__ import annotations
@@ -14,15 +17,28 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+SERVER_SIDE = frozenset({"InternalServerError", "ServiceUnavailable"})
+
 
 def client_error(code: str, operation: str, message: str = "injected") -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+    status = 500 if code in SERVER_SIDE else 400
+    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+
+
+def _raise_next(burst: list[str | Exception], operation: str) -> None:
+    if burst:
+        fault = burst.pop(0)
+        raise fault if isinstance(fault, Exception) else client_error(fault, operation)
 
 
 class FlakyDynamo:
     def __init__(self, real: Any, unprocessed_calls: int = 0, invalid_devices: frozenset[str] = frozenset(),
-                 fail_code: str | None = None, throttled_calls: int = 0) -> None:
+                 fail_code: str | None = None, throttled_calls: int = 0,
+                 burst: list[str | Exception] | None = None, update_burst: list[str | Exception] | None = None) -> None:
         self.real = real
+        self.burst = list(burst or [])
+        self.update_burst = list(update_burst or [])
+        self.update_calls = 0
         self.throttled_calls = throttled_calls
         self.unprocessed_calls = unprocessed_calls
         self.invalid_devices = invalid_devices
@@ -34,6 +50,7 @@ class FlakyDynamo:
         self.batch_sizes.append(len(requests))
         if self.fail_code:
             raise client_error(self.fail_code, "BatchWriteItem")
+        _raise_next(self.burst, "BatchWriteItem")
         if self.throttled_calls > 0:
             self.throttled_calls -= 1
             raise client_error("ProvisionedThroughputExceededException", "BatchWriteItem", "Throughput exceeds the current capacity")
@@ -48,6 +65,11 @@ class FlakyDynamo:
             self.unprocessed_calls -= 1
             return {"UnprocessedItems": {table: requests}}
         return self.real.batch_write_item(RequestItems=RequestItems)
+
+    def update_item(self, **kwargs: Any) -> dict[str, Any]:
+        self.update_calls += 1
+        _raise_next(self.update_burst, "UpdateItem")
+        return self.real.update_item(**kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)

@@ -153,7 +153,7 @@ def test_throttling_beyond_the_budget_raises_so_the_invocation_errors(
     dynamodb: Any, processor_config: ProcessorConfig, vtime: VirtualTime
 ) -> None:
     flaky = FlakyDynamo(dynamodb, throttled_calls=10_000)
-    with pytest.raises(StorageUnavailable, match="throttled"):
+    with pytest.raises(StorageUnavailable, match="ProvisionedThroughputExceeded"):
         process(kinesis_event([("1", record("dev-1", (NOW_MS, 0, 1.0)), "dev-1")]), flaky, processor_config, vtime)
     assert items(dynamodb) == []
 
@@ -165,10 +165,11 @@ def test_storage_failure_raises_so_the_invocation_errors(dynamodb: Any, processo
 
 
 def test_service_error_raises_rather_than_blaming_records(dynamodb: Any, processor_config: ProcessorConfig, vtime: VirtualTime) -> None:
-    flaky = FlakyDynamo(dynamodb, fail_code="InternalServerError")
+    flaky = FlakyDynamo(dynamodb, fail_code="AccessDeniedException")
     with pytest.raises(ClientError) as info:
         process(kinesis_event([("1", record("dev-1", (NOW_MS, 0, 1.0)), "dev-1")]), flaky, processor_config, vtime)
-    assert info.value.response["Error"]["Code"] == "InternalServerError"
+    assert info.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert len(flaky.batch_sizes) == 1  # no retry can cure it: raised at once, not retried
 
 
 def test_missing_table_raises(dynamodb: Any, vtime: VirtualTime) -> None:

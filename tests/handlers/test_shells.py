@@ -114,6 +114,17 @@ def test_processor_retries_share_one_deadline(aws: None, monkeypatch: pytest.Mon
     assert new_backoff().policy.budget_s == 0.0
 
 
+def test_processor_client_leaves_every_retry_to_the_deadline(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's standard mode would spend a client-wide retry quota that drains under sustained
+    throttling and then stops retrying 5xx answers; the processor retries them itself."""
+    processor = load("processor", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "processor-client-config",
+                                                 "READINGS_TABLE": READINGS, "DEVICES_TABLE": DEVICES})
+    config = processor.dynamodb.meta.config
+    assert config.retries["total_max_attempts"] == 1
+    # the deadline keeps back one whole call plus a second to answer
+    assert processor._RESERVE_S == config.connect_timeout + config.read_timeout + 1
+
+
 def test_authorizer_entry_point(dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     register(dynamodb, "dev-1", "secret-key")
     authorizer = load("authorizer", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "authorizer", "DEVICES_TABLE": DEVICES})
