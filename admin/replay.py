@@ -117,6 +117,7 @@ class MessageReport:
     failing: list[dict[str, str]] = field(default_factory=list)
     reason: str = ""
     deleted: bool = False
+    storage_failed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,17 +127,19 @@ class MessageReport:
 class ReplayReport:
     dry_run: bool
     messages: list[MessageReport] = field(default_factory=list)
+    stopped: str = ""  # why the run stopped before the DLQ was empty (storage failing)
 
     @property
     def clean(self) -> bool:
         """True when every message handled was replayed (or, dry, would be) in full."""
-        return all(m.status in (REPLAYED, WOULD_REPLAY) for m in self.messages)
+        return not self.stopped and all(m.status in (REPLAYED, WOULD_REPLAY) for m in self.messages)
 
     def to_json(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
         for m in self.messages:
             counts[m.status] = counts.get(m.status, 0) + 1
         return {"dryRun": self.dry_run, "messages": [m.to_json() for m in self.messages], "counts": counts,
+                "stopped": self.stopped,
                 "deleted": sum(m.deleted for m in self.messages),
                 "recordsRead": sum(m.records_read for m in self.messages),
                 "readingsStored": sum(m.readings_stored for m in self.messages)}
@@ -204,19 +207,27 @@ class Replayer:
         self.clock = clock
 
     def run(self, on_message: Callable[[MessageReport], None] | None = None) -> ReplayReport:
-        """Handle DLQ messages until the queue shows none (or ``max_messages``); kept ones become visible again."""
+        """Handle DLQ messages until the queue shows none (or ``max_messages``); kept ones become visible again.
+
+        When storing fails outright (DynamoDB down beyond the processor's retries, access
+        denied), the run stops: every further message would wait out the same budget and fail
+        the same way. The messages not handled stay in the DLQ untouched.
+        """
         report = ReplayReport(dry_run=self.dry_run)
-        kept: list[str] = []
+        received: dict[str, str] = {}  # message id -> receipt handle, until deleted
         try:
-            for message in self._messages():
+            for message in self._messages(received):
                 result = self.handle(message)
-                if not result.deleted:
-                    kept.append(message["ReceiptHandle"])
+                if result.deleted:
+                    received.pop(message["MessageId"], None)
                 report.messages.append(result)
                 if on_message is not None:
                     on_message(result)
+                if result.storage_failed:
+                    report.stopped = f"stopped after message {result.message_id}: {result.reason}"
+                    break
         finally:
-            for handle in kept:  # back to the queue now, not in VISIBILITY_TIMEOUT_S: the alarm and the next run see them
+            for handle in received.values():  # back to the queue now, not in VISIBILITY_TIMEOUT_S: the alarm and the next run see them
                 try:
                     self.sqs.change_message_visibility(QueueUrl=self.target.queue_url, ReceiptHandle=handle,
                                                        VisibilityTimeout=0)
@@ -224,7 +235,7 @@ class Replayer:
                     pass  # it comes back by itself once the visibility timeout passes
         return report
 
-    def _messages(self) -> Iterator[dict[str, Any]]:
+    def _messages(self, received: dict[str, str]) -> Iterator[dict[str, Any]]:
         seen: set[str] = set()
         handled = 0
         while self.max_messages is None or handled < self.max_messages:
@@ -236,6 +247,7 @@ class Replayer:
             fresh = [m for m in batch if m["MessageId"] not in seen]  # SQS delivers at least once
             if not fresh:
                 return
+            received.update((m["MessageId"], m["ReceiptHandle"]) for m in fresh)
             for message in fresh:
                 seen.add(message["MessageId"])
                 handled += 1
@@ -294,6 +306,7 @@ class Replayer:
                 outcome = process_batch(self._event(records[first:first + CHUNK], shard_id), dynamodb=self.dynamodb,
                                         config=self.target.config, new_backoff=new_backoff, log=log)
             except Exception as exc:  # noqa: BLE001 - the processor raises when DynamoDB itself fails
+                result.storage_failed = True
                 return f"storing failed: {_describe(exc)}"
             result.readings_stored += outcome.stored
             failures.extend(outcome.failures)

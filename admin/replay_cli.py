@@ -5,6 +5,7 @@ Exit codes:
      could be); also when the DLQ is empty
   1  at least one message was kept: part of its range expired from the stream, or
      records are still refused, or a service error; each is reported with its reason
+     (storing failing outright stops the run: the rest would fail the same way)
   2  usage or setup error: a bad flag, an unreadable stack file, the DLQ or the
      processor's configuration not readable (credentials, permissions, endpoint)
 """
@@ -22,9 +23,11 @@ from .common import EXIT_USAGE, CliError, aws_client, load_stack_file
 
 EXIT_OK = 0
 EXIT_KEPT = 1
-# Bounded calls (botocore's defaults would wait 60 s on a hung read); throttling of the
-# replay's own DynamoDB writes is retried by the processor's code within its budget.
+# Bounded calls (botocore's defaults would wait 60 s on a hung read). DynamoDB's retries
+# are the processor code's own (throttling, 5xx, lost connections, within the replay's
+# budget), with botocore's off exactly as in handlers/processor.py, whose comment says why.
 CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "total_max_attempts": 3})
+DYNAMODB_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 1})
 
 
 def _count(raw: str) -> int:
@@ -70,7 +73,7 @@ def run_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         outputs = load_stack_file(stack_file)
         endpoint = args.endpoint_url or outputs.get("endpointUrl")
         region = args.region or _region_of(outputs)
-        clients = {name: aws_client(name, endpoint, region, CLIENT_CONFIG)
+        clients = {name: aws_client(name, endpoint, region, DYNAMODB_CONFIG if name == "dynamodb" else CLIENT_CONFIG)
                    for name in ("sqs", "kinesis", "dynamodb", "lambda")}
         target = processor_target(outputs, clients["lambda"], clients["sqs"].meta.region_name)
         replayer = Replayer(target, sqs=clients["sqs"], kinesis=clients["kinesis"], dynamodb=clients["dynamodb"],
@@ -107,4 +110,6 @@ def _print_message(m: Any, out: TextIO) -> None:
 def _print_summary(doc: dict[str, Any], out: TextIO) -> None:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(doc["counts"].items())) or "the DLQ is empty"
     dry = " (dry run: nothing written or deleted)" if doc["dryRun"] else ""
+    if doc["stopped"]:
+        print(f"{doc['stopped']}; the messages after it were not tried and stay in the DLQ", file=out)
     print(f"{len(doc['messages'])} message(s): {counts}; {doc['deleted']} deleted{dry}", file=out)

@@ -169,17 +169,20 @@ class TrimmedKinesis:
 
 
 class DownDynamo:
-    """DynamoDB refusing every BatchWriteItem with ``code`` (everything else goes to moto)."""
+    """DynamoDB refusing BatchWriteItem with ``code`` (every call, or the first ``times``);
+    everything else goes to moto."""
 
-    def __init__(self, real: Any, code: str = "AccessDeniedException") -> None:
+    def __init__(self, real: Any, code: str = "AccessDeniedException", status: int = 400, times: int | None = None) -> None:
         self.real = real
-        self.code = code
+        self.code, self.status, self.times = code, status, times
         self.calls = 0
 
-    def batch_write_item(self, **_kwargs: Any) -> dict[str, Any]:
+    def batch_write_item(self, **kwargs: Any) -> dict[str, Any]:
         self.calls += 1
+        if self.times is not None and self.calls > self.times:
+            return dict(self.real.batch_write_item(**kwargs))
         raise ClientError({"Error": {"Code": self.code, "Message": "injected: writes refused"},
-                           "ResponseMetadata": {"HTTPStatusCode": 400}}, "BatchWriteItem")
+                           "ResponseMetadata": {"HTTPStatusCode": self.status}}, "BatchWriteItem")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)

@@ -126,17 +126,30 @@ def test_a_poison_record_keeps_the_message_with_the_processors_reason(stack: Sta
     assert len(stack.dlq_bodies()) == stack.dlq_depth() == 1
 
 
-def test_storage_still_down_keeps_the_message_with_the_error(stack: Stack) -> None:
+def test_storage_still_down_keeps_the_messages_and_stops_the_run(stack: Stack) -> None:
     first = stack.put("dev-a", 2)
+    second = stack.put("dev-b", 1)
     stack.fail(first, first, 1)
+    stack.fail(second, second, 1)
     down = DownDynamo(stack.dynamodb)
     report = replayer(stack, dynamodb=down).run()
-    (message,) = report.messages
+    (message,) = report.messages  # the second is not tried: it would fail the same way
     assert message.status == "failing" and not message.deleted and down.calls >= 1
-    assert "AccessDeniedException" in message.reason
-    assert stack.stored("dev-a") == [] and len(stack.dlq_bodies()) == stack.dlq_depth() == 1
-    assert replayer(stack).run().messages[0].status == "replayed"  # once storage is back
-    assert len(stack.stored("dev-a")) == 2 and stack.dlq_depth() == 0
+    assert "AccessDeniedException" in message.reason and "AccessDeniedException" in report.stopped
+    assert not report.clean
+    assert stack.stored("dev-a") == [] and len(stack.dlq_bodies()) == stack.dlq_depth() == 2
+    report = replayer(stack).run()  # once storage is back
+    assert [m.status for m in report.messages] == ["replayed", "replayed"] and report.clean
+    assert len(stack.stored("dev-a")) == 2 and len(stack.stored("dev-b")) == 1 and stack.dlq_depth() == 0
+
+
+def test_transient_5xx_is_ridden_out_by_the_processors_retries(stack: Stack) -> None:
+    first = stack.put("dev-a", 3)
+    stack.fail(first, first, 1)
+    flaky = DownDynamo(stack.dynamodb, code="InternalServerError", status=500, times=3)
+    report = replayer(stack, dynamodb=flaky).run()
+    assert [m.status for m in report.messages] == ["replayed"] and flaky.calls == 4
+    assert len(stack.stored("dev-a")) == 3 and stack.dlq_depth() == 0
 
 
 def test_foreign_and_unreadable_messages_are_kept_with_a_reason(stack: Stack) -> None:
