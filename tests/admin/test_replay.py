@@ -208,3 +208,33 @@ def test_setup_errors_exit_2(stack: Stack, tmp_path: Path) -> None:
     assert run(["replay", "--stack-file", str(wrong)], out=out, err=err) == 2
     assert "GetFunctionConfiguration" in err.getvalue() and "ResourceNotFoundException" in err.getvalue()
     assert out.getvalue() == "" and PROCESSOR
+
+
+def test_the_calls_replay_makes_are_the_permissions_the_readme_lists(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every AWS call of a run (one message replayed, one kept) is an action of the README's
+    permission table, and every action there (but the optional kms:Decrypt) is used."""
+    import re
+
+    import admin.replay_cli as replay_cli
+
+    calls: set[str] = set()
+    make = replay_cli.aws_client
+
+    def recording_client(service: str, *args: Any, **kwargs: Any) -> Any:
+        client = make(service, *args, **kwargs)
+        prefix = client.meta.service_model.signing_name
+        client.meta.events.register("before-call", lambda model, **_: calls.add(f"{prefix}:{model.name}"))
+        return client
+
+    monkeypatch.setattr(replay_cli, "aws_client", recording_client)
+    stack.register("dev-a")
+    good = stack.put("dev-a", 2)
+    stack.fail(good, good, 1)
+    stack.fail("100", "200", 5, shard="shardId-000000000009")  # kept: its visibility is given back
+    code, report, _ = replay(stack)
+    assert code == 1 and sorted(m["status"] for m in report["messages"]) == ["expired", "replayed"]
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("### Replaying the DLQ", 1)[1].split("| action | resource |", 1)[1].split("\n\n", 1)[0]
+    documented = {action for row in table.splitlines() for action in re.findall(r"`([a-z0-9]+:[A-Za-z]+)`", row.split("|")[1] if "|" in row else "")}
+    assert calls == documented - {"kms:Decrypt"}, (calls, documented)
