@@ -10,14 +10,22 @@ import argparse
 import datetime
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from handlers.telemetry.usage import QuotaFormatError, parse_quota
+
 from . import replay_cli
 from .common import EXIT_USAGE, CliError, aws_client, load_stack_file
 from .registry import DeviceRegistry, RegistryError
+
+# What the stack uses when iot-ingest:deviceDailyReadingQuota is not set (settings/defaults.py);
+# the CLI cannot read a deployed stack's config, so --default-quota says what the stack sets.
+SHIPPED_DEFAULT_QUOTA = "200000"
+QUOTA_VALUES = "a whole number >= 0 (0 refuses every reading), 'unlimited', or 'default' (back to the stack's iot-ingest:deviceDailyReadingQuota)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = commands.add_parser("revoke", help="stop a device's key from authorising")
     revoke.add_argument("device_id")
 
-    list_ = commands.add_parser("list", help="list devices (key hashes are never shown)")
+    parser.add_argument("--default-quota", default=SHIPPED_DEFAULT_QUOTA, metavar="N|unlimited",
+                        help="the stack's iot-ingest:deviceDailyReadingQuota, for devices without their own "
+                             f"(default: {SHIPPED_DEFAULT_QUOTA}, the shipped default)")
+
+    list_ = commands.add_parser("list", help="list devices with today's usage and quota (key hashes are never shown)")
     list_.add_argument("--json", action="store_true")
+
+    quota = commands.add_parser("quota", help="set one device's daily reading quota, or 'default' to follow the stack's")
+    quota.add_argument("device_id")
+    quota.add_argument("value", metavar="N|unlimited|default")
+
+    usage = commands.add_parser("usage", help="a device's readings today (UTC), its quota, and when the count resets")
+    usage.add_argument("device_id")
+    usage.add_argument("--json", action="store_true")
 
     replay_cli.add_parser(commands)
     return parser
@@ -79,6 +99,15 @@ def run(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr, cli
         return replay_cli.run_replay(args, out, err)
     try:
         table, endpoint = resolve_target(args)
+        try:
+            args.default_quota = parse_quota(args.default_quota)
+        except QuotaFormatError:
+            raise CliError(f"--default-quota must be a whole number >= 0 or 'unlimited', got {args.default_quota!r}") from None
+        if args.command == "quota" and args.value.strip().lower() != "default":
+            try:
+                args.value = parse_quota(args.value)
+            except QuotaFormatError:
+                raise CliError(f"quota must be {QUOTA_VALUES}; got {args.value!r}") from None
         registry = DeviceRegistry(client if client is not None else make_client(endpoint, args.region), table)
         return _dispatch(args, registry, out)
     except (CliError, RegistryError) as exc:
@@ -105,14 +134,40 @@ def _dispatch(args: argparse.Namespace, registry: DeviceRegistry, out: TextIO) -
         registry.revoke(args.device_id)
         print(f"revoked {args.device_id}", file=out)
     elif args.command == "list":
-        devices = registry.list()
+        devices = registry.list(args.default_quota, _now_ms())
         if args.json:
             print(json.dumps(devices, indent=2, sort_keys=True), file=out)
         else:
             for device in devices:
                 print(f"{device['deviceId']}\t{device.get('status', '?')}\tcreated {device.get('createdAt', '-')}"
-                      f"\tlast seen {_iso_ms(device.get('lastSeenAt'))}", file=out)
+                      f"\tlast seen {_iso_ms(device.get('lastSeenAt'))}\ttoday {_usage_text(device['quotaToday'])}", file=out)
+    elif args.command == "quota":
+        if isinstance(args.value, str):  # "default"
+            registry.clear_quota(args.device_id)
+            print(f"{args.device_id}: daily quota follows the stack default again", file=out)
+        else:
+            registry.set_quota(args.device_id, args.value)
+            shown = "unlimited" if args.value is None else f"{args.value} readings"
+            print(f"{args.device_id}: daily quota {shown} per UTC day (its own, whatever the stack default)", file=out)
+    elif args.command == "usage":
+        summary = registry.usage(args.device_id, args.default_quota, _now_ms())
+        if args.json:
+            print(json.dumps({"deviceId": args.device_id, **summary}, sort_keys=True), file=out)
+        else:
+            print(f"{args.device_id}: {_usage_text(summary)}", file=out)
     return 0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _usage_text(summary: dict[str, Any]) -> str:
+    if "error" in summary:
+        return f"unreadable: {summary['error']}"
+    quota = "unlimited" if summary["quota"] is None else str(summary["quota"])
+    return (f"{summary['used']} of {quota} readings ({summary['quotaSource']}), "
+            f"resets {summary['resetsAt']}")
 
 
 def _print_key(out: TextIO, device_id: str, key: str, as_json: bool, verb: str) -> None:

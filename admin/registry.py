@@ -24,6 +24,7 @@ from handlers.telemetry.device_keys import (
     hash_key,
     is_valid_device_id,
 )
+from handlers.telemetry.usage import ATTR_QUOTA, QuotaFormatError, day_end_ms, iso_z, item_quota, item_used_today, quota_attribute
 
 
 class RegistryError(Exception):
@@ -125,7 +126,27 @@ class DeviceRegistry:
         self._check_id(device_id)
         self._update(device_id, "SET #s = :revoked", {":revoked": {"S": STATUS_REVOKED}}, {"#s": ATTR_STATUS})
 
-    def _update(self, device_id: str, expression: str, values: dict[str, Any], names: dict[str, str]) -> None:
+    def set_quota(self, device_id: str, quota: int | None) -> None:
+        """Give one device its own daily reading quota (None: unlimited), whatever the stack default."""
+        self._check_id(device_id)
+        if quota is not None and quota < 0:
+            raise RegistryError(f"quota must be a whole number >= 0 or 'unlimited', got {quota}")
+        self._update(device_id, "SET #q = :q", {":q": quota_attribute(quota)}, {"#q": ATTR_QUOTA})
+
+    def clear_quota(self, device_id: str) -> None:
+        """Back to the stack default (iot-ingest:deviceDailyReadingQuota)."""
+        self._check_id(device_id)
+        self._update(device_id, "REMOVE #q", None, {"#q": ATTR_QUOTA})
+
+    def usage(self, device_id: str, default_quota: int | None, now_ms: int) -> dict[str, Any]:
+        """Today's (UTC) count, the quota that applies and where it comes from, and when the count resets."""
+        self._check_id(device_id)
+        item = self._ddb.get_item(TableName=self._table, Key={ATTR_DEVICE_ID: {"S": device_id}}, ConsistentRead=True).get("Item")
+        if not item:
+            raise DeviceNotFound(f"no device {device_id!r}; see 'list' for registered devices or 'add' one")
+        return usage_summary(item, default_quota, now_ms)
+
+    def _update(self, device_id: str, expression: str, values: dict[str, Any] | None, names: dict[str, str]) -> None:
         try:
             self._ddb.update_item(
                 TableName=self._table,
@@ -133,7 +154,7 @@ class DeviceRegistry:
                 UpdateExpression=expression,
                 ConditionExpression="attribute_exists(#id)",
                 ExpressionAttributeNames={"#id": ATTR_DEVICE_ID, **names},
-                ExpressionAttributeValues=values,
+                **({"ExpressionAttributeValues": values} if values else {}),
             )
         except ClientError as exc:
             if _is_conditional_failure(exc):
@@ -147,8 +168,30 @@ class DeviceRegistry:
             raise DeviceNotFound(f"no device {device_id!r}; see 'list' for registered devices or 'add' one")
         return _public(item)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self, default_quota: int | None = None, now_ms: int | None = None) -> list[dict[str, Any]]:
+        """Every device, each with a "quotaToday" summary (see ``usage``) when ``now_ms`` is given."""
         devices: list[dict[str, Any]] = []
         for page in self._ddb.get_paginator("scan").paginate(TableName=self._table):
-            devices.extend(_public(item) for item in page.get("Items", []))
+            for item in page.get("Items", []):
+                device = _public(item)
+                if now_ms is not None:
+                    device["quotaToday"] = usage_summary(item, default_quota, now_ms)
+                devices.append(device)
         return sorted(devices, key=lambda d: d[ATTR_DEVICE_ID])
+
+
+def usage_summary(item: dict[str, Any], default_quota: int | None, now_ms: int) -> dict[str, Any]:
+    """quota (None: unlimited), its source (device override or stack default), used today, reset time."""
+    try:
+        quota = item_quota(item, default_quota)
+        used: int | str = item_used_today(item, now_ms)
+    except QuotaFormatError as exc:
+        # The authorizer denies such a device; say so instead of printing a guess.
+        return {"error": f"{exc} (the authorizer denies this device until the attribute is fixed)"}
+    return {
+        "quota": quota,
+        "quotaSource": "device" if ATTR_QUOTA in item else "stack default",
+        "used": used,
+        "remaining": None if quota is None else max(0, quota - int(used)),
+        "resetsAt": iso_z(day_end_ms(now_ms)),
+    }

@@ -22,7 +22,7 @@ ARCHIVE_ROOT = Path(__file__).resolve().parents[1] / "handlers"
 
 # handler module -> (its telemetry module, the environment it needs at import)
 HANDLERS: dict[str, tuple[str, dict[str, str]]] = {
-    "authorizer": ("telemetry.auth", {"DEVICES_TABLE": "devices"}),
+    "authorizer": ("telemetry.auth", {"DEVICES_TABLE": "devices", "DEVICE_DAILY_READING_QUOTA": "200000"}),
     "ingest": ("telemetry.ingest_app", {"STREAM_NAME": "stream"}),
     "processor": ("telemetry.process", {"READINGS_TABLE": "readings", "DEVICES_TABLE": "devices"}),
 }

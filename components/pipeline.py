@@ -45,9 +45,13 @@ class IngestPipeline(pulumi.ComponentResource):
         self.stream = Stream(f"{name}-stream", StreamArgs(s.stream, protect=s.storage.protect), opts=child)
         self.storage = Storage(f"{name}-storage", StorageArgs(s.storage), opts=child)
 
+        quota = s.ingest.device_daily_reading_quota
         self.authorizer = LambdaFunction(f"{name}-authorizer", function_args(
             "authorizer", "authorizer.handler",
-            {"DEVICES_TABLE": self.storage.devices_table_name},
+            {
+                "DEVICES_TABLE": self.storage.devices_table_name,
+                "DEVICE_DAILY_READING_QUOTA": "unlimited" if quota is None else str(quota),
+            },
             (PolicyStatement(("dynamodb:GetItem",), [self.storage.devices_table_arn]),),
         ), opts=child)
 

@@ -5,7 +5,8 @@ device (or gateway) does and what keeps the load generator cheap: no TLS or TCP
 handshake per request. Instances are not thread-safe; each worker owns one.
 
 Retries: 429 and 503 (the contract's `Retry-After` answer) and transport errors are
-retried a bounded number of times. Re-sending is safe because a reading's storage
+retried a bounded number of times, except a 429 `quota_exceeded`: its Retry-After is
+the next UTC midnight, so the answer is final for the run. Re-sending is safe because a reading's storage
 key is `(ts, seq)`, so a duplicate delivery overwrites itself.
 """
 from __future__ import annotations
@@ -105,7 +106,7 @@ class ApiClient:
         while True:
             attempt += 1
             resp = self._once(method, path, headers, body)
-            retryable = resp.status is None or resp.status in RETRYABLE_STATUSES
+            retryable = (resp.status is None or resp.status in RETRYABLE_STATUSES) and not is_quota_refusal(resp)
             if not retryable or attempt > self._retries:
                 return Response(resp.status, resp.body, resp.headers, resp.latency_s, attempt, resp.error)
             self._sleep(_backoff(resp, attempt))
@@ -115,6 +116,14 @@ class ApiClient:
 
     def health(self) -> Response:
         return self.request("GET", "/health", {})
+
+
+def is_quota_refusal(resp: Response) -> bool:
+    """The API's 429 for a device over its daily quota (as opposed to the stage throttle's 429)."""
+    if resp.status != 429:
+        return False
+    body = resp.json()
+    return isinstance(body, dict) and body.get("error") == "quota_exceeded"
 
 
 def _backoff(resp: Response, attempt: int) -> float:

@@ -41,6 +41,9 @@ class FleetConfig:
     progress: bool = True
     seed: int | None = None
     verify: bool = True
+    greedy: int = 0  # devices that send far above their daily quota (the demo has one)
+    greedy_quota: int = 100  # their per-device daily quota, set at registration
+    greedy_factor: float = 10.0  # how many times more often than the others they send
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -63,6 +66,9 @@ class FleetConfig:
             (self.timeout > 0, "--timeout must be > 0 seconds"),
             (0 <= self.retries <= 10, "--retries must be between 0 and 10"),
             (self.drain_timeout >= 0, "--drain-timeout must be >= 0 seconds"),
+            (0 <= self.greedy <= self.devices, "--greedy must be between 0 and --devices"),
+            (self.greedy_quota >= 0, "--greedy-quota must be a whole number >= 0 (readings per UTC day)"),
+            (1.0 <= self.greedy_factor <= 100.0, "--greedy-factor must be between 1 and 100"),
         ]
         for ok, message in checks:
             if not ok:
@@ -103,6 +109,13 @@ def add_fleet_options(parser: argparse.ArgumentParser, *, require_api_url: bool)
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip the read-back of accepted readings")
     parser.add_argument("--seed", type=int, help="random seed, for repeatable payloads")
+    greedy_default = 0 if require_api_url else 1
+    parser.add_argument("--greedy", type=int, default=greedy_default,
+                        help="devices that send --greedy-factor times as often against a small daily quota, to show the "
+                             f"429 quota_exceeded cut-off (default {greedy_default}; needs the devices table)")
+    parser.add_argument("--greedy-quota", type=int, default=100, help="the greedy devices' daily reading quota (default 100)")
+    parser.add_argument("--greedy-factor", type=float, default=10.0,
+                        help="how many times more often a greedy device sends (default 10)")
 
 
 def build_parser() -> argparse.ArgumentParser:

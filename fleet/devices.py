@@ -34,6 +34,10 @@ _CHANNELS: tuple[tuple[str, float, float, float, float, int], ...] = (
 # A reading is identified by (ts, seq): the readings table's sort key is f"{ts:013d}#{seq:010d}".
 ReadingId = tuple[int, int]
 
+# A device over its daily reading quota gets 429 with {"error": "quota_exceeded", ...} (README, Quotas).
+QUOTA_STATUS = 429
+QUOTA_ERROR = "quota_exceeded"
+
 # Far enough in the past that any sane MAX_READING_AGE_SECONDS rejects it.
 STALE_AGE_MS = 400 * 24 * 3600 * 1000
 
@@ -114,10 +118,13 @@ class OutgoingRequest:
     body: bytes
     readings: dict[ReadingId, dict[str, float]]  # sent readings by (ts, seq); empty if none can be stored
     misbehaviour: Misbehaviour | None = None
+    greedy: bool = False  # a good request from a device over its quota: 202 until cut off, then 429
 
     @property
     def expected_statuses(self) -> frozenset[int]:
-        return frozenset({202}) if self.misbehaviour is None else self.misbehaviour.expected_statuses
+        if self.misbehaviour is None:
+            return frozenset({202, QUOTA_STATUS}) if self.greedy else frozenset({202})
+        return self.misbehaviour.expected_statuses
 
 
 @dataclass
@@ -128,6 +135,7 @@ class Device:
     sensors: list[Sensor]
     rng: random.Random
     misbehaving: bool = False
+    greedy: bool = False  # sends far above its daily quota (the scheduler sends it more often)
     bad_share: float = 0.5  # share of a misbehaving device's requests that are bad
     sample_interval_ms: int = 200
     seq: int = 0
@@ -165,6 +173,7 @@ class Device:
                 headers=self._headers(),
                 body=body.encode(),
                 readings={(r["ts"], r["seq"]): r["metrics"] for r in readings},
+                greedy=self.greedy,
             )
 
     def bad_request(self, kind: Misbehaviour, readings_per_request: int, now_ms: int) -> OutgoingRequest:
@@ -205,17 +214,20 @@ def build_fleet(
     payload_metrics: int,
     misbehaving_share: float,
     rng: random.Random,
+    greedy: int = 0,
 ) -> list[Device]:
     """Devices for the given credentials; the misbehaving ones are a random subset of the asked share.
 
     A non-zero share always yields at least one misbehaving device, so small demo
-    fleets still exercise the rejection paths.
+    fleets still exercise the rejection paths. The ``greedy`` ones (well-formed
+    requests, far too many) are chosen after, among the others when there are enough,
+    so the report can tell a quota cut-off from bad input.
     """
     n_bad = round(misbehaving_share * len(credentials))
     if misbehaving_share > 0 and n_bad == 0 and credentials:
         n_bad = 1
     bad = set(rng.sample(range(len(credentials)), min(n_bad, len(credentials))))
-    return [
+    devices = [
         Device(
             credentials=c,
             sensors=make_sensors(payload_metrics, rng),
@@ -224,4 +236,10 @@ def build_fleet(
         )
         for i, c in enumerate(credentials)
     ]
+    if greedy:
+        well_behaved = [d for d in devices if not d.misbehaving]
+        pool = well_behaved if len(well_behaved) >= greedy else devices
+        for device in rng.sample(pool, min(greedy, len(pool))):
+            device.greedy, device.misbehaving = True, False
+    return devices
 

@@ -7,6 +7,8 @@ read it afterwards. Classification follows the HTTP contract:
 - a bad request answered with the status its kind promises -> *expected rejection*;
 - anything else -> *unexpected* (by status, or by transport error), including a bad
   request that was accepted;
+- a greedy device's good request answered 429 quota_exceeded -> *expected rejection*
+  (the quota cut-off; any other 429 for it is unexpected, as for every good request);
 - 4xx answers mean nothing was stored (their readings are kept as *rejected*, so
   the read-back can prove it); transport errors and 5xx leave the outcome
   *unknown*, and those readings are neither required nor forbidden in storage.
@@ -17,7 +19,9 @@ import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from .client import Response
+from typing import Any
+
+from .client import Response, is_quota_refusal
 from .devices import OutgoingRequest, ReadingId
 
 
@@ -36,6 +40,8 @@ class Ledger:
     count_mismatches: int = 0  # 202 whose "accepted" differs from the readings sent
     rejected: dict[str, set[ReadingId]] = field(default_factory=lambda: defaultdict(set))
     unknown: dict[str, set[ReadingId]] = field(default_factory=lambda: defaultdict(set))
+    quota_refusals: Counter[str] = field(default_factory=Counter)  # device -> 429 quota_exceeded answers
+    first_quota_refusal: dict[str, Any] = field(default_factory=dict)  # device -> body of its first one
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, request: OutgoingRequest, response: Response) -> None:
@@ -50,8 +56,18 @@ class Ledger:
         self.by_status[status_key] += 1
         if response.status is not None:
             self.latencies_s.append(response.latency_s)
-        kind = request.misbehaviour.value if request.misbehaviour else "good"
+        kind = request.misbehaviour.value if request.misbehaviour else ("greedy" if request.greedy else "good")
         device = request.device_id
+
+        if request.greedy and response.status == 429:
+            self.rejected[device].update(request.readings)  # the read-back proves none was stored
+            if is_quota_refusal(response):
+                self.expected_rejections["greedy -> 429 quota_exceeded"] += 1
+                self.quota_refusals[device] += 1
+                self.first_quota_refusal.setdefault(device, response.json())
+            else:
+                self.unexpected[f"{kind} -> 429"] += 1
+            return
 
         if response.status is None or response.status >= 500:
             self.unknown[device].update(request.readings)

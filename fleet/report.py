@@ -53,6 +53,24 @@ class FleetReport:
     first_post_to_last_stored_s: float | None = None
     notes: list[str] = field(default_factory=list)
     verify_requested: bool = True
+    greedy_quota: int | None = None  # the greedy devices' daily quota; None: no greedy devices
+    greedy_devices: list[str] = field(default_factory=list)
+
+    def greedy_summary(self) -> list[dict[str, Any]]:
+        """Per greedy device: quota, readings accepted (all before the cut-off), refusals, the first 429 body."""
+        led = self.ledger
+        out = []
+        for device in self.greedy_devices:
+            accepted = len(led.accepted.get(device, {}))
+            out.append({
+                "deviceId": device,
+                "quota": self.greedy_quota,
+                "readingsAccepted": accepted,
+                "overshoot": None if self.greedy_quota is None else max(0, accepted - self.greedy_quota),
+                "quotaRefusals": led.quota_refusals.get(device, 0),
+                "firstRefusal": led.first_quota_refusal.get(device),
+            })
+        return out
 
     def latency_ms(self) -> dict[str, float | None]:
         lat = self.ledger.latencies_s
@@ -107,6 +125,7 @@ class FleetReport:
             ),
             "alarmChanges": None if self.alarm_changes is None else [c.to_json() for c in self.alarm_changes],
             "alarmError": self.alarm_error,
+            "greedy": self.greedy_summary(),
             "notes": self.notes,
             "exitCode": self.exit_code(),
         }
@@ -148,6 +167,17 @@ class FleetReport:
                 rows.append(("stored throughput", f"{v.stored / self.first_post_to_last_stored_s:.0f} readings/s"))
         else:
             rows.append(("storage check", f"not made ({v.error or 'no readings table'})"))
+        for g in self.greedy_summary():
+            if g["quotaRefusals"]:
+                first = g["firstRefusal"] or {}
+                rows.append((f"greedy {g['deviceId']}",
+                             f"quota {g['quota']}/day: {g['readingsAccepted']} readings accepted (overshoot "
+                             f"{g['overshoot']}), then {g['quotaRefusals']} requests refused 429 quota_exceeded "
+                             f"(used {first.get('used')}, resets {first.get('resetsAt')})"))
+            else:
+                rows.append((f"greedy {g['deviceId']}",
+                             f"quota {g['quota']}/day: {g['readingsAccepted']} readings accepted, not cut off yet "
+                             "(the cut-off lags by up to authorizerCacheTtlSeconds + processor lag)"))
         if led.count_mismatches:
             rows.append(("UNEXPECTED: 202 'accepted' != readings sent", str(led.count_mismatches)))
         if self.alarm_changes is None:

@@ -82,8 +82,12 @@ def run(
     check_health(targets.api_url, config.timeout)
     creds = credentials_for(config, targets)
     rng = random.Random(config.seed)
-    devices = build_fleet(creds, payload_metrics=config.payload_metrics, misbehaving_share=config.misbehaving, rng=rng)
+    devices = build_fleet(creds, payload_metrics=config.payload_metrics, misbehaving_share=config.misbehaving, rng=rng,
+                          greedy=config.greedy)
     notes: list[str] = []
+    greedy = [d for d in devices if d.greedy]
+    if greedy:
+        set_greedy_quotas(greedy, config, targets)
 
     cw = None
     before: dict[str, str] | None = None
@@ -98,7 +102,8 @@ def run(
     ledger = Ledger()
     # The whole plan up front (it is small: rate x duration entries), so "planned" is what will
     # really be sent, not rate x duration rounded, which jitter makes differ by a request or two.
-    schedule = list(plan(devices, rate=config.effective_rate, duration=config.duration, jitter=config.jitter, rng=rng))
+    slots, rate = send_slots(devices, config)
+    schedule = list(plan(slots, rate=rate, duration=config.duration, jitter=config.jitter, rng=rng))
     planned = len(schedule)
     bar = _progress(planned, config.progress, "sending", "req")
     bar_lock = threading.Lock()
@@ -188,4 +193,26 @@ def run(
         first_post_to_last_stored_s=stored_window,
         notes=notes,
         verify_requested=config.verify,
+        greedy_quota=config.greedy_quota if greedy else None,
+        greedy_devices=[d.device_id for d in greedy],
     )
+
+
+def set_greedy_quotas(greedy: list[Device], config: FleetConfig, targets: Targets) -> None:
+    """Give each greedy device its own small daily quota, through the operators' registry."""
+    if not targets.devices_table:
+        raise ConfigError("--greedy needs the devices table to set their quota: give --stack-file or --table, or --greedy 0")
+    from admin.registry import DeviceRegistry  # the admin library is the only owner of the devices table
+
+    registry = DeviceRegistry(client("dynamodb", targets), targets.devices_table)
+    for device in greedy:
+        registry.set_quota(device.device_id, config.greedy_quota)
+
+
+def send_slots(devices: list[Device], config: FleetConfig) -> tuple[list[Device], float]:
+    """(send slots, fleet rate) for the scheduler: a greedy device gets ``greedy_factor`` slots, so it
+    sends that many times as often as each other device. The fleet's total stays ``--rate``: the demo's
+    fleet already sends at dev's stage throttle rate, and a greedy device must show the quota, not make
+    the stage throttle the others."""
+    extra = [d for d in devices if d.greedy for _ in range(max(0, round(config.greedy_factor) - 1))]
+    return devices + extra, config.effective_rate

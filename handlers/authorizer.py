@@ -24,6 +24,6 @@ dynamodb = boto3.client("dynamodb", config=Config(connect_timeout=2, read_timeou
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result = authorize(event, dynamodb, CONFIG.devices_table, logger)
+    result = authorize(event, dynamodb, CONFIG.devices_table, logger, default_quota=CONFIG.daily_reading_quota)
     count(metrics, AUTH_DENIED, 0 if result.allowed else 1)
     return result.response()

@@ -20,6 +20,7 @@ from telemetry.config import IngestConfig
 from telemetry.ingest_app import handle
 from telemetry.kinesis_put import CALL_CONNECT_TIMEOUT_S, CALL_MAX_S, CALL_READ_TIMEOUT_S
 from telemetry.observability import (
+    QUOTA_REFUSALS,
     READINGS_ACCEPTED,
     READINGS_REJECTED,
     REQUESTS_REJECTED,
@@ -57,6 +58,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     if result.accepted:
         count(metrics, READINGS_ACCEPTED, result.accepted)
+    if result.over_quota:
+        count(metrics, QUOTA_REFUSALS, 1)
     if result.rejected_request:
         count(metrics, REQUESTS_REJECTED, 1)
         count(metrics, READINGS_REJECTED, result.rejected_readings)

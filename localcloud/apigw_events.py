@@ -59,6 +59,25 @@ class HttpRequest:
         return out
 
 
+FORWARDED = ("x-forwarded-for", "x-forwarded-port", "x-forwarded-proto")
+
+
+def with_forwarded_headers(headers: list[tuple[str, str]], *, source_ip: str, port: int,
+                           proto: str) -> list[tuple[str, str]]:
+    """The request's headers as API Gateway passes them on: it appends the caller's address to any
+    x-forwarded-for the client sent (which is why that header is untrustworthy, and sourceIp is not),
+    and sets x-forwarded-port and x-forwarded-proto to the listener the client reached (443 and
+    https on AWS; the local gateway's own port and http here, as SAM local sends them). Client-sent
+    port/proto are replaced. Sample events: https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway.html
+    """
+    claimed = [value.strip() for name, value in headers if name.lower() == "x-forwarded-for" and value.strip()]
+    out = [(name, value) for name, value in headers if name.lower() not in FORWARDED]
+    out.append(("x-forwarded-for", ", ".join([*claimed, source_ip])))
+    out.append(("x-forwarded-port", str(port)))
+    out.append(("x-forwarded-proto", proto))
+    return out
+
+
 @dataclass(frozen=True)
 class RouteMatch:
     route: RouteSpec

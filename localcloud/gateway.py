@@ -19,13 +19,18 @@ $context variables substituted ("-" when unknown), appended to
 IntegrationLatency, DataProcessed with dimensions ApiId + Stage.
 Named stages are not emulated: paths are matched as on the ``$default`` stage
 (the program declares only ``$default``).
-Request bodies must carry Content-Length (chunked uploads get 411 locally).
+Request bodies must carry Content-Length (chunked uploads get 411 locally); framing is
+strict (localcloud/http_framing.py): a request whose body length is not exactly known gets
+400 and reaches no authorizer or function. Slow clients are cut off at FrontDoorLimits
+(header, body, keep-alive idle and write timeouts) and at most ``max_connections`` are served
+at once. Events carry x-forwarded-for/-port/-proto as API Gateway adds them.
 Only payload format 2.0 (integrations and authorizers) is emulated; an API
 declaring 1.0 is refused at start-up with UnsupportedApi.
 """
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import os
 import re
@@ -36,7 +41,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
+from socketserver import _SocketWriter  # type: ignore[attr-defined]  # what StreamRequestHandler uses
+
 from . import apigw_events as ev
+from .http_framing import DeadlineReader, FrontDoorLimits, Refusal, body_length
 from .model import ApiSpec, AuthorizerSpec, FunctionSpec
 from .runner import LambdaRunner, MetricSink, NullSink, default_log_dir
 
@@ -157,8 +165,9 @@ class Gateway:
     def __init__(self, api: ApiSpec, runner: LambdaRunner, functions: dict[str, FunctionSpec], *,
                  region: str, host: str = "127.0.0.1", port: int = 0, sink: MetricSink | None = None,
                  log_dir: Path | None = None, account_id: str = ACCOUNT_ID,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, limits: FrontDoorLimits | None = None) -> None:
         _check_supported(api)
+        self.limits = limits or FrontDoorLimits()
         self.api = api
         self.runner = runner
         self.functions = functions
@@ -173,14 +182,23 @@ class Gateway:
         self._dims = {"ApiId": api.api_id, "Stage": api.stage}
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._server.daemon_threads = True
-        self._server.request_queue_size = 128
+        self._server = _FrontDoorServer((host, port), _make_handler(self), self.limits.max_connections)
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
+
+    @property
+    def open_connections(self) -> int:
+        """Connections being served now (each holds one thread)."""
+        with self._connections_lock:
+            return len(self._connections)
+
+    @property
+    def waiting_connections(self) -> int:
+        """Accepted connections waiting for a free slot (no thread yet)."""
+        return self._server.waiting
 
     @property
     def url(self) -> str:
@@ -194,6 +212,7 @@ class Gateway:
             self._thread.start()
 
     def stop(self) -> None:
+        self._server.closing = True  # connections waiting for a slot give up
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=10)
@@ -214,12 +233,14 @@ class Gateway:
         variables = self._variables(request)
         return self._account(request, variables, self._process(request, variables), started)
 
-    def refuse(self, request: ev.HttpRequest, status: int, message: str) -> ev.HttpResponse:
-        """A request refused before its body is read (chunked, a bad length, over 10 MB):
+    def refuse(self, request: ev.HttpRequest, status: int, message: str, reason: str | None = None) -> ev.HttpResponse:
+        """A request refused before it is complete (chunked, a bad or short length, over 10 MB, too slow):
         it is logged and counted like any other, so the 4xx alarm sees it as it would on AWS."""
         started = time.perf_counter()
         variables = self._variables(request)
-        variables["error.message"] = message
+        variables["error.message"] = message  # AWS's text; the detail goes to the local log only
+        if reason:
+            log.info("refused %s %s with %d: %s", request.method, request.raw_path, status, reason)
         return self._account(request, variables, ev.gateway_error(status, message), started)
 
     def _variables(self, request: ev.HttpRequest) -> dict[str, Any]:
@@ -370,7 +391,49 @@ class Gateway:
                 response.headers.append(("Access-Control-Expose-Headers", ",".join(expose)))
 
 
+class _FrontDoorServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer serving at most ``max_connections`` connections at once.
+
+    A connection over the cap is accepted by the kernel but gets no thread until a slot frees:
+    the accept loop waits for one, so further clients queue in the listen backlog. API Gateway
+    itself refuses no connection (it scales); waiting, rather than an invented status code, is the
+    closest local behaviour, and the timeouts make sure every slot is freed in bounded time.
+    """
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int) -> None:
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self.waiting = 0
+        self.closing = False
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.waiting += 1  # only the accept thread changes it
+        try:
+            while not self._slots.acquire(timeout=0.1):
+                if self.closing:
+                    self.shutdown_request(request)
+                    return
+        finally:
+            self.waiting -= 1
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+    limits = gateway.limits
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, so device clients can reuse connections
         # Headers and body leave in separate writes; without TCP_NODELAY the body waits for the
@@ -383,7 +446,14 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             return None  # the access log is the record of requests
 
         def setup(self) -> None:
-            super().setup()
+            # StreamRequestHandler.setup, with reads bounded by deadlines instead of a per-recv timeout.
+            self.connection = self.request
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+            self._reader = DeadlineReader(self.connection)
+            self._reader.deadline = time.monotonic() + limits.header_timeout_s  # a silent new client
+            self._first = True
+            self.rfile = io.BufferedReader(self._reader)
+            self.wfile = _SocketWriter(self.connection)
             with gateway._connections_lock:
                 gateway._connections.add(self.connection)
 
@@ -392,31 +462,51 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 gateway._connections.discard(self.connection)
             super().finish()
 
+        def handle_one_request(self) -> None:
+            """One request; a read deadline that passes before the headers are in closes the connection."""
+            try:
+                if not self._first:  # keep-alive: wait for the next request's first byte, then time its headers
+                    self._reader.deadline = time.monotonic() + limits.idle_timeout_s
+                    if not self.rfile.peek(1):
+                        self.close_connection = True
+                        return
+                    self._reader.deadline = time.monotonic() + limits.header_timeout_s
+                self._first = False
+                super().handle_one_request()  # closes the connection on TimeoutError
+            except (TimeoutError, ConnectionError):
+                self.close_connection = True
+
         def _serve(self) -> None:
             path, _, query = self.path.partition("?")
-            length_header = self.headers.get("Content-Length")
 
             def request_with(body: bytes) -> ev.HttpRequest:
+                headers = ev.with_forwarded_headers(list(self.headers.items()), source_ip=self.client_address[0],
+                                                    port=gateway.port, proto="http")
                 return ev.HttpRequest(method=self.command, raw_path=path or "/", raw_query=query,
-                                      headers=list(self.headers.items()), body=body,
+                                      headers=headers, body=body,
                                       source_ip=self.client_address[0], protocol=self.request_version)
 
-            refusal: tuple[int, str] | None = None
-            length = 0
-            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                refusal = (411, "Length Required")
-            else:
-                try:
-                    length = int(length_header) if length_header else 0
-                except ValueError:
-                    refusal = (400, "Bad Request")
-                else:
-                    if length > MAX_PAYLOAD_BYTES:
-                        refusal = (413, "Request Entity Too Large")
-            if refusal is not None:  # the body is not read, so the connection cannot be reused
-                self._send(gateway.refuse(request_with(b""), *refusal), close=True)
+            try:
+                length = body_length(self.headers, MAX_PAYLOAD_BYTES)
+            except Refusal as refusal:  # the body is not read, so the connection cannot be reused
+                self._refuse(request_with(b""), refusal)
                 return
-            request = request_with(self.rfile.read(length) if length else b"")
+            body = b""
+            if length:
+                self._reader.deadline = time.monotonic() + limits.body_timeout_s
+                try:
+                    body = self.rfile.read(length)
+                except TimeoutError:
+                    self._refuse(request_with(b""), Refusal(
+                        408, "Request Timeout", f"body not received within {limits.body_timeout_s:g} s"))
+                    return
+                except ConnectionError:
+                    body = b""
+                if len(body) < length:  # the client hung up early: an incomplete request is never processed
+                    self._refuse(request_with(b""), Refusal(
+                        400, "Bad Request", f"body ended after {len(body)} of {length} announced bytes"))
+                    return
+            request = request_with(body)
             try:
                 response = gateway.handle(request)
             except Exception:  # noqa: BLE001 - a bug here must still answer like API Gateway does
@@ -424,7 +514,15 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 response = ev.gateway_error(500, "Internal Server Error")
             self._send(response)
 
+        def _refuse(self, request: ev.HttpRequest, refusal: Refusal) -> None:
+            response = gateway.refuse(request, refusal.status, refusal.message, refusal.reason)
+            try:
+                self._send(response, close=True)
+            except OSError:  # the client is gone; the refusal is still logged and counted
+                self.close_connection = True
+
         def _send(self, response: ev.HttpResponse, close: bool = False) -> None:
+            self.connection.settimeout(limits.write_timeout_s)  # a client that never reads is cut off too
             self.send_response(response.status)
             for name, value in response.headers:
                 if name.lower() not in ("content-length", "connection", "transfer-encoding"):

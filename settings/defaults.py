@@ -70,6 +70,11 @@ DEFAULTS: Final[dict[str, str]] = {
     "maxReadingAgeSeconds": "604800",
     "maxFutureSkewSeconds": "300",
     "putBudgetSeconds": "5",
+    # per-device daily reading quota (authorizer: DEVICE_DAILY_READING_QUOTA). 200,000: a device
+    # reading once a second all day (86,400) can also send back one whole missed day (172,800 in
+    # total) without an override, while a runaway or stolen device is stopped after about $0.17 of
+    # readings a day (dev's $0.85 per million) instead of spending the stage's whole request budget.
+    "deviceDailyReadingQuota": "200000",
     # alarms
     "alarmEmail": "",
     "alarmOverrides": "{}",

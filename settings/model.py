@@ -71,6 +71,7 @@ class IngestLimits:
     max_reading_age_s: int
     max_future_skew_s: int
     put_budget_s: int
+    device_daily_reading_quota: int | None = None  # None: "unlimited"
 
 
 @dataclass(frozen=True)

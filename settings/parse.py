@@ -233,7 +233,21 @@ def _ingest(r: _Reader, ingest_timeout_s: int) -> IngestLimits:
         max_reading_age_s=r.integer("maxReadingAgeSeconds", 1, None),
         max_future_skew_s=r.integer("maxFutureSkewSeconds", 0, None),
         put_budget_s=budget,
+        device_daily_reading_quota=_quota(r),
     )
+
+
+def _quota(r: _Reader) -> int | None:
+    """A whole number >= 1, or the word "unlimited": 0 would refuse the whole fleet, and
+    "no limit" must be said, never reached by an empty or zero value."""
+    key = "deviceDailyReadingQuota"
+    text = r.text(key).strip()
+    if text == "unlimited":
+        return None
+    if not _INT.match(text) or int(text) < 1:
+        r.fail(key, f"must be a whole number >= 1 (readings per device per UTC day) or \"unlimited\", got {text!r}")
+        return int(DEFAULTS[key])
+    return int(text)
 
 
 def _override(r: _Reader, alarm_id: str, fields: Any) -> AlarmOverride | None:

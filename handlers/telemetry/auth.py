@@ -8,10 +8,13 @@ https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-lambda-aut
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from .device_keys import ATTR_DEVICE_ID, ATTR_KEY_HASH, ATTR_STATUS, STATUS_ACTIVE, is_valid_device_id, key_matches
+from .log_text import log_safe
+from .usage import ATTR_QUOTA, ATTR_USAGE_COUNT, ATTR_USAGE_DAY, QuotaFormatError, QuotaState, quota_state
 from .validation import header
 
 _log = logging.getLogger("telemetry.auth")
@@ -22,19 +25,32 @@ class AuthResult:
     allowed: bool
     device_id: str | None
     reason: str
+    quota: QuotaState | None = None  # set when allowed but at or over today's quota
 
     def response(self) -> dict[str, Any]:
-        """The simple-response shape; context reaches ingest as requestContext.authorizer.lambda."""
+        """The simple-response shape; context reaches ingest as requestContext.authorizer.lambda.
+
+        A device over its quota is still authorised (it is who it says it is);
+        the quota state in the context makes ingest answer 429 without writing.
+        """
         if self.allowed:
-            return {"isAuthorized": True, "context": {"deviceId": self.device_id}}
+            context: dict[str, Any] = {"deviceId": self.device_id}
+            if self.quota is not None:
+                context.update(self.quota.context())
+            return {"isAuthorized": True, "context": context}
         return {"isAuthorized": False, "context": {}}
 
 
-def authorize(event: dict[str, Any], dynamodb: Any, table: str, log: Any = _log) -> AuthResult:
+def authorize(event: dict[str, Any], dynamodb: Any, table: str, log: Any = _log,
+              default_quota: int | None = None, now_ms: int | None = None) -> AuthResult:
     headers = event.get("headers") or {}
     device_id = header(headers, "x-device-id")
     key = header(headers, "x-device-key")
-    result = _decide(device_id, key, dynamodb, table, log)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    result = _decide(device_id, key, dynamodb, table, log, default_quota, now)
+    if result.quota is not None:
+        log.info("device over its daily quota", extra={"deviceId": result.device_id, "quota": result.quota.quota,
+                                                       "used": result.quota.used})
     if result.allowed:
         log.debug("device authorised", extra={"deviceId": result.device_id})
     else:
@@ -43,11 +59,12 @@ def authorize(event: dict[str, Any], dynamodb: Any, table: str, log: Any = _log)
 
 
 def _printable(device_id: str | None) -> str | None:
-    """Device ids are not secret, but a garbage header should not flood the log."""
-    return None if device_id is None else device_id[:128]
+    """Device ids are not secret, but a garbage header should neither flood the log nor drop its line."""
+    return log_safe(device_id, 128)
 
 
-def _decide(device_id: str | None, key: str | None, dynamodb: Any, table: str, log: Any) -> AuthResult:
+def _decide(device_id: str | None, key: str | None, dynamodb: Any, table: str, log: Any,
+            default_quota: int | None, now_ms: int) -> AuthResult:
     if not device_id or not key:
         return AuthResult(False, None, "missing x-device-id or x-device-key header")
     if not is_valid_device_id(device_id):
@@ -58,8 +75,10 @@ def _decide(device_id: str | None, key: str | None, dynamodb: Any, table: str, l
             Key={ATTR_DEVICE_ID: {"S": device_id}},
             # A revoked key must stop working now, not after replication catches up.
             ConsistentRead=True,
-            ProjectionExpression="#h, #s",
-            ExpressionAttributeNames={"#h": ATTR_KEY_HASH, "#s": ATTR_STATUS},
+            # The usage attributes ride along on the same read (same item, same cost).
+            ProjectionExpression="#h, #s, #q, #ud, #uc",
+            ExpressionAttributeNames={"#h": ATTR_KEY_HASH, "#s": ATTR_STATUS, "#q": ATTR_QUOTA,
+                                      "#ud": ATTR_USAGE_DAY, "#uc": ATTR_USAGE_COUNT},
         )
     except Exception as exc:  # noqa: BLE001 - any failure to look up means deny
         log.warning("device lookup failed", extra={"deviceId": device_id, "error": type(exc).__name__})
@@ -74,4 +93,10 @@ def _decide(device_id: str | None, key: str | None, dynamodb: Any, table: str, l
         return AuthResult(False, device_id, "device has no key hash")
     if not key_matches(key, stored):
         return AuthResult(False, device_id, "wrong key")
-    return AuthResult(True, device_id, "ok")
+    try:
+        state = quota_state(item, default_quota, now_ms)
+    except QuotaFormatError as exc:
+        # Cannot tell the device's quota or usage: deny, never "allow without limits".
+        log.warning("device quota or usage unreadable", extra={"deviceId": device_id, "error": str(exc)})
+        return AuthResult(False, device_id, "quota or usage unreadable")
+    return AuthResult(True, device_id, "ok", state if state.exceeded else None)

@@ -91,11 +91,26 @@ class ProcessorConfig:
         )
 
 
+def _quota(env: Mapping[str, str], name: str) -> int | None:
+    """A daily reading quota: a whole number >= 0, or "unlimited" (None). Required: the
+    stack always sets it, and a missing one must not quietly mean "no limit"."""
+    raw = _require(env, name)
+    if raw.lower() == "unlimited":
+        return None
+    if not raw.isdigit():
+        raise ConfigError(f"environment variable {name}={raw!r} is neither a whole number >= 0 nor 'unlimited'")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class AuthorizerConfig:
     devices_table: str
+    daily_reading_quota: int | None = None  # the stack default; None: unlimited
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AuthorizerConfig:
         env = os.environ if env is None else env
-        return cls(devices_table=_require(env, "DEVICES_TABLE"))
+        return cls(
+            devices_table=_require(env, "DEVICES_TABLE"),
+            daily_reading_quota=_quota(env, "DEVICE_DAILY_READING_QUOTA"),
+        )

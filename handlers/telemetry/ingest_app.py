@@ -14,7 +14,9 @@ from typing import Any
 from .backoff import Backoff
 from .config import IngestConfig
 from .kinesis_put import Entry, PutBudgetExhausted, put_records
+from .log_text import log_safe
 from .records import RecordTooLarge, pack
+from .quota_refusal import quota_refusal
 from .responses import RequestError, error_response, json_response, unavailable
 from .validation import body_bytes, check_content_type, parse_json, validate_document
 
@@ -32,6 +34,7 @@ class IngestResult:
     rejected_readings: int = 0
     rejected_request: bool = False
     records: int = 0
+    over_quota: bool = False
 
 
 def route_key(event: dict[str, Any]) -> str:
@@ -90,6 +93,11 @@ def _telemetry(
         log.error("no authorizer context on the telemetry route; refusing the request")
         body = {"error": "misconfigured", "message": "request was not authorised", "field": None}
         return IngestResult(json_response(500, body), rejected_request=True)
+    refusal = quota_refusal(event, now_ms)
+    if refusal is not None:
+        # Checked first and alone: a device over its quota gets 429 whatever it sent, and nothing is written.
+        log.info("request refused: daily quota", extra={"deviceId": device_id})
+        return IngestResult(refusal, over_quota=True)
     req_id = request_id(event)
     doc: Any = None
     try:
@@ -124,5 +132,7 @@ def _telemetry(
 
 
 def _rejected(err: RequestError, doc: Any, device_id: str, log: Any) -> IngestResult:
-    log.info("request rejected", extra={"deviceId": device_id, "status": err.status, "error": err.error, "field": err.field})
+    # The field may quote a key from the body (a lone surrogate would make the logger drop the line).
+    log.info("request rejected", extra={"deviceId": device_id, "status": err.status, "error": err.error,
+                                        "field": log_safe(err.field)})
     return IngestResult(error_response(err), rejected_readings=_readings_in(doc), rejected_request=True)

@@ -22,6 +22,8 @@ REQUESTS_REJECTED = "RequestsRejected"
 READINGS_STORED = "ReadingsStored"
 RECORDS_FAILED = "RecordsFailed"
 AUTH_DENIED = "AuthDenied"
+# Requests ingest answered 429 quota_exceeded (docs/alarms.md says why it has no alarm).
+QUOTA_REFUSALS = "QuotaRefusals"
 
 
 def make_logger(service: str) -> Logger:

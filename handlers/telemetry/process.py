@@ -40,6 +40,7 @@ from .backoff import Backoff
 from .config import ProcessorConfig
 from .records import PoisonRecord, TelemetryRecord, decode
 from .storage import batch_write, item_key, reading_item, update_latest
+from .usage import usage_by_device
 from .validation import Reading
 
 _log = logging.getLogger("telemetry.process")
@@ -101,9 +102,11 @@ def process_batch(
             best = latest.get(record.device_id)
             if best is None or (reading.ts, reading.seq) > (best[0].ts, best[0].seq):
                 latest[record.device_id] = (reading, record.received_at, sequence)
+    usage = usage_by_device(decoded, failed_sequences)
     for device_id, (reading, received_at, sequence) in latest.items():
         try:
-            if update_latest(dynamodb, config.devices_table, device_id, reading, received_at, new_backoff()):
+            if update_latest(dynamodb, config.devices_table, device_id, reading, received_at, new_backoff(),
+                             usage[device_id]):
                 outcome.latest_updated += 1
         except ClientError as exc:
             if not _is_validation_error(exc):

@@ -26,6 +26,7 @@ from .device_keys import (
     ATTR_LATEST_SEQ,
     ATTR_LATEST_TS,
 )
+from .usage import UsageDelta, add_usage, count_after_condition_failure
 from .validation import Reading
 
 MAX_BATCH_ITEMS = 25
@@ -154,7 +155,7 @@ def batch_write(dynamodb: Any, table: str, items: list[dict[str, Any]], backoff:
 
 
 def update_latest(dynamodb: Any, table: str, device_id: str, reading: Reading, seen_at: int,
-                  backoff: Backoff) -> bool:
+                  backoff: Backoff, usage: UsageDelta | None = None) -> bool:
     """Record the reading as the device's latest if it is newer by (ts, seq); False if it is not.
 
     attribute_exists(deviceId) stops an UpdateItem from creating a phantom device
@@ -162,40 +163,45 @@ def update_latest(dynamodb: Any, table: str, device_id: str, reading: Reading, s
     https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html
     Transient failures are retried within ``backoff``; a retry after a lost answer
     whose update did land fails the condition and returns False, which is harmless.
+    With ``usage``, the batch's reading count is added in the same UpdateItem;
+    telemetry.usage explains the rare follow-up write and when it happens (a retry
+    after a lost answer is recognised by the counted sequence number: no double count).
     """
     while True:
         try:
-            return _update_latest_once(dynamodb, table, device_id, reading, seen_at)
+            return _update_latest_once(dynamodb, table, device_id, reading, seen_at, usage)
         except (ClientError, BotoCoreError) as exc:
             _retry_or_raise(exc, backoff, f"UpdateItem of device {device_id} in {table}")
 
 
-def _update_latest_once(dynamodb: Any, table: str, device_id: str, reading: Reading, seen_at: int) -> bool:
+def _update_latest_once(dynamodb: Any, table: str, device_id: str, reading: Reading, seen_at: int,
+                        usage: UsageDelta | None) -> bool:
+    request: dict[str, Any] = {
+        "TableName": table,
+        "Key": {ATTR_DEVICE_ID: {"S": device_id}},
+        "UpdateExpression": "SET #lts = :ts, #lseq = :seq, #latest = :latest, #seen = :seen",
+        "ConditionExpression": (
+            "attribute_exists(#id) AND (attribute_not_exists(#lts) OR #lts < :ts"
+            " OR (#lts = :ts AND (attribute_not_exists(#lseq) OR #lseq < :seq)))"
+        ),
+        "ExpressionAttributeNames": {
+            "#id": ATTR_DEVICE_ID,
+            "#lts": ATTR_LATEST_TS,
+            "#lseq": ATTR_LATEST_SEQ,
+            "#latest": ATTR_LATEST,
+            "#seen": ATTR_LAST_SEEN_AT,
+        },
+        "ExpressionAttributeValues": {
+            ":ts": number(reading.ts),
+            ":seq": number(reading.seq),
+            ":latest": {"M": {"ts": number(reading.ts), "seq": number(reading.seq), "metrics": metrics_map(reading.metrics)}},
+            ":seen": number(seen_at),
+        },
+    }
     try:
-        dynamodb.update_item(
-            TableName=table,
-            Key={ATTR_DEVICE_ID: {"S": device_id}},
-            UpdateExpression="SET #lts = :ts, #lseq = :seq, #latest = :latest, #seen = :seen",
-            ConditionExpression=(
-                "attribute_exists(#id) AND (attribute_not_exists(#lts) OR #lts < :ts"
-                " OR (#lts = :ts AND (attribute_not_exists(#lseq) OR #lseq < :seq)))"
-            ),
-            ExpressionAttributeNames={
-                "#id": ATTR_DEVICE_ID,
-                "#lts": ATTR_LATEST_TS,
-                "#lseq": ATTR_LATEST_SEQ,
-                "#latest": ATTR_LATEST,
-                "#seen": ATTR_LAST_SEEN_AT,
-            },
-            ExpressionAttributeValues={
-                ":ts": number(reading.ts),
-                ":seq": number(reading.seq),
-                ":latest": {"M": {"ts": number(reading.ts), "seq": number(reading.seq), "metrics": metrics_map(reading.metrics)}},
-                ":seen": number(seen_at),
-            },
-        )
+        dynamodb.update_item(**(request if usage is None else add_usage(request, usage)))
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
+            return False if usage is None else count_after_condition_failure(dynamodb, request, usage, reading, exc)
         raise
     return True

@@ -2,8 +2,8 @@
 
 The JSON Schema (telemetry.schema.json) is the published contract and is
 compiled once per container. This module adds what a schema cannot say:
-content type, body size, finite numbers, numbers DynamoDB can store, the
-accepted ts window and the per-deployment readings limit. Every rejection is a
+content type, body size, finite numbers, numbers stored exactly as sent (or
+refused), the accepted ts window and the per-deployment readings limit. Every rejection is a
 RequestError naming the field (``readings[3].metrics.temp``) and the reading
 index, so a device can tell exactly what to fix.
 """
@@ -15,6 +15,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,15 @@ SCHEMA_PATH = Path(__file__).with_name("telemetry.schema.json")
 SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 _validate_schema = fastjsonschema.compile(SCHEMA)
 
-# DynamoDB numbers: up to 38 significant digits, magnitude 1E-130 .. 9.99..E+125.
+# DynamoDB numbers: up to 38 significant digits, magnitude 1E-130 .. 9.9999999999999999999999999999999999999E+125.
 # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html#HowItWorks.DataTypes.Number
-_DDB_MAX_ABS = 1e125
+# A float is stored as the decimal repr() gives (storage.number). float(1e126) is the double nearest
+# 10**126 and float(1e-130) the one nearest 10**-130, so comparing floats with them gives the same
+# answer as comparing those decimals with 10**126 and 10**-130 exactly.
+_DDB_MAX_ABS = 1e126  # exclusive
 _DDB_MIN_ABS = 1e-130
 _DDB_MAX_INT = 10**38
+_DDB_RANGE = "DynamoDB's number range 1E-130..9.99E+125"
 
 
 class NonFinite:
@@ -46,6 +51,54 @@ class NonFinite:
 
     def __repr__(self) -> str:
         return self.literal
+
+
+class Inexact:
+    """Stands in for a number literal that would not be stored as sent, so the schema rejects it *at its path*.
+
+    Readings travel as 64-bit floats (Kinesis record JSON, then the decimal repr() gives). A literal
+    whose value differs from its float's is refused rather than changed: ``1e-400`` (underflows to 0),
+    ``1e400`` (overflows to infinity), ``0.10000000000000001`` (17 digits, stored as 0.1).
+    """
+
+    def __init__(self, literal: str, nearest: float) -> None:
+        self.literal = literal
+        self.nearest = nearest
+
+    def __repr__(self) -> str:
+        return self.literal
+
+    def problem(self) -> str:
+        exact = _decimal(self.literal)
+        if exact is None or (exact and not Decimal("1E-130") <= abs(exact) < Decimal("1E+126")):
+            return f"is {self.literal}, outside {_DDB_RANGE}"
+        return (f"is {self.literal}, which has more precision than a 64-bit float carries (it would be "
+                f"stored as {self.nearest!r}); send the shortest decimal that reads back as the same double, "
+                "as JSON encoders in Python, JavaScript, Java and Go print it")
+
+
+def _exact_float(literal: str) -> float | Inexact:
+    """json.loads' parse_float: the float, or an Inexact marker if that float is not the literal's value."""
+    value = float(literal)
+    text = repr(value)
+    if text == literal:  # what JSON encoders print: the common case costs no Decimal
+        return value
+    if math.isfinite(value):
+        exact = _decimal(literal)
+        if exact is None:  # an exponent beyond 10**18 digits: only an all-zero literal is a finite value
+            if value == 0 and not re.search(r"[1-9]", re.split(r"[eE]", literal)[0]):
+                return value
+        elif Decimal(text) == exact:
+            return value
+    return Inexact(literal, value)
+
+
+def _decimal(literal: str) -> Decimal | None:
+    """The exact value of a JSON number literal, or None if its exponent is beyond what Decimal holds."""
+    try:
+        return Decimal(literal)
+    except InvalidOperation:
+        return None
 
 
 @dataclass(frozen=True)
@@ -112,7 +165,7 @@ def parse_json(raw: bytes) -> Any:
     if not text.strip():
         raise RequestError(400, "invalid_json", "request body is empty; send a JSON object", "body")
     try:
-        return json.loads(text, parse_constant=NonFinite, object_pairs_hook=_unique_keys)
+        return json.loads(text, parse_constant=NonFinite, parse_float=_exact_float, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise RequestError(400, "invalid_json", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "body") from None
     except DuplicateKey as exc:
@@ -173,6 +226,8 @@ def _schema_error(exc: fastjsonschema.JsonSchemaValueException) -> RequestError:
     message = exc.message.replace(exc.name, path or "body", 1) if exc.name else exc.message
     if exc.rule == "type" and isinstance(value, NonFinite):
         message = f"{path} is {value.literal}; only finite numbers are allowed"
+    elif exc.rule == "type" and isinstance(value, Inexact) and definition.get("type") in ("number", "integer"):
+        message = f"{path} {value.problem()}"
     elif exc.rule == "required" and isinstance(value, dict):
         missing = [key for key in definition.get("required", []) if key not in value]
         if missing:
@@ -198,9 +253,9 @@ def number_problem(value: int | float) -> str | None:
         if not math.isfinite(value):
             return "is not finite; only finite numbers are allowed"
         if value != 0 and not _DDB_MIN_ABS <= abs(value) < _DDB_MAX_ABS:
-            return "is outside the storable range 1e-130..1e125"
+            return f"is {value!r}, outside {_DDB_RANGE}"
     elif abs(value) >= _DDB_MAX_INT:
-        return "has more than 38 digits"
+        return "has more than 38 digits (DynamoDB's number precision)"
     return None
 
 

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from handlers.telemetry.config import IngestConfig
+from handlers.telemetry.config import IngestConfig, ProcessorConfig
 from handlers.telemetry.ingest_app import IngestResult, handle
-from handlers_support import NOW_MS, VirtualTime, reading, stream_records, telemetry_event
+from handlers.telemetry.process import process_batch
+from handlers_support import NOW_MS, READINGS, VirtualTime, kinesis_event, reading, stream_records, telemetry_event
 
 
 def run(event: dict[str, Any], kinesis: Any, config: IngestConfig, vtime: VirtualTime) -> IngestResult:
@@ -75,6 +77,29 @@ def test_many_small_readings_cost_few_records(kinesis: Any, vtime: VirtualTime) 
     assert sum(len(json.loads(r["Data"])["readings"]) for r in records) == 1000
 
 
+def metric_literal(literal: str, name: str = "x") -> dict[str, Any]:
+    """A one-reading request whose metric is the JSON number literal exactly as written."""
+    return telemetry_event('{"readings": [{"ts": %d, "metrics": {"ok": 1, "%s": %s}}]}' % (NOW_MS, name, literal), raw=True)
+
+
+# Numbers that cannot be stored exactly as sent (DynamoDB: 38 digits, magnitude 1E-130..9.99E+125;
+# readings travel as 64-bit floats): each must be refused, never stored changed.
+NOT_STORABLE_EXACTLY = [
+    "1e-400", "-1e-400", "1e-1000000000000000000001", "7e-999999999999999999999999",  # underflow to 0
+    "5e-324", "9.999999999999999e-131", "9.99e-131", "-1e-131",  # below 1E-130 (5e-324 is the smallest double)
+    "1e126", "1.0e126", "-1e126", "9.9999999999999999e125", "1e400",  # at or above 1E+126 (the last overflows)
+    "0.10000000000000001", "1.00000000000000000001", "9007199254740993.0",  # more precision than a double
+    "1e1000000000000000000001",
+    "100000000000000000000000000000000000000", "-100000000000000000000000000000000000000",  # 39 digits
+]
+# Numbers at the edges that are stored exactly.
+STORABLE_EXACTLY = [
+    "1e-130", "1E-130", "-1e-130", "1.0e-130", "9.99e125", "-9.99e125", "9.999999999999998e125",
+    "99999999999999999999999999999999999999", "-99999999999999999999999999999999999999",  # 38 digits
+    "0.1", "0.30000000000000004", "1E5", "2.50", "0", "0.0", "-0.0", "0e-500", "0.0e-1000000000000000000001", "5e-130", "123456789012345680000.0",
+]
+
+
 # Each case: (event, expected status, error code, field, index)
 BAD_INPUTS: dict[str, tuple[dict[str, Any], int, str, str | None, int | None]] = {
     "malformed json": (telemetry_event('{"readings": [', raw=True), 400, "invalid_json", "body", None),
@@ -98,6 +123,8 @@ BAD_INPUTS: dict[str, tuple[dict[str, Any], int, str, str | None, int | None]] =
     "Infinity literal": (telemetry_event('{"readings": [{"ts": %d, "metrics": {"a": 1, "b": -Infinity}}]}' % NOW_MS, raw=True), 400, "invalid_request", "readings[0].metrics.b", 0),
     "overflow to infinity": (telemetry_event('{"readings": [{"ts": %d, "metrics": {"big": 1e400}}]}' % NOW_MS, raw=True), 400, "invalid_request", "readings[0].metrics.big", 0),
     "beyond DynamoDB range": (telemetry_event({"readings": [reading(huge=1e200)]}), 400, "invalid_request", "readings[0].metrics.huge", 0),
+    **{f"not storable exactly: {literal}": (metric_literal(literal), 400, "invalid_request", "readings[0].metrics.x", 0)
+       for literal in NOT_STORABLE_EXACTLY},
     "bad metric name": (telemetry_event({"readings": [reading(), {"ts": NOW_MS, "metrics": {"ok": 1, "bad name!": 2}}]}), 400, "invalid_request", "readings[1].metrics.bad name!", 1),
     "ts too old": (telemetry_event({"readings": [reading(), reading(NOW_MS - 3601_000)]}), 400, "invalid_request", "readings[1].ts", 1),
     "ts too far in future": (telemetry_event({"readings": [reading(NOW_MS + 61_000)]}), 400, "invalid_request", "readings[0].ts", 0),
@@ -177,3 +204,59 @@ def test_a_timestamp_in_seconds_is_named_as_such(kinesis: Any, vtime: VirtualTim
     stale = run(telemetry_event({"readings": [reading(NOW_MS - 3601_000)]}), kinesis, ingest_config, vtime)
     assert "looks like seconds" not in body(stale)["message"]  # a stale millisecond ts gets no such hint
     assert stream_records(kinesis) == []
+
+
+def test_not_storable_number_is_refused_saying_why(kinesis: Any, vtime: VirtualTime, ingest_config: IngestConfig) -> None:
+    messages = {literal: body(run(metric_literal(literal), kinesis, ingest_config, vtime))["message"]
+                for literal in ("1e-400", "1e126", "0.10000000000000001")}
+    assert messages["1e-400"] == "readings[0].metrics.x is 1e-400, outside DynamoDB's number range 1E-130..9.99E+125"
+    assert messages["1e126"] == "readings[0].metrics.x is 1e+126, outside DynamoDB's number range 1E-130..9.99E+125"
+    assert messages["0.10000000000000001"].startswith(
+        "readings[0].metrics.x is 0.10000000000000001, which has more precision than a 64-bit float carries "
+        "(it would be stored as 0.1)")
+    assert stream_records(kinesis) == []
+
+
+def test_inexact_number_outside_a_metric_names_its_field(kinesis: Any, vtime: VirtualTime, ingest_config: IngestConfig) -> None:
+    event = telemetry_event('{"readings": [{"ts": %d.000000000000000001, "metrics": {"t": 1}}]}' % NOW_MS, raw=True)
+    payload = body(run(event, kinesis, ingest_config, vtime))
+    assert payload["field"] == "readings[0].ts" and "more precision" in payload["message"]
+    assert stream_records(kinesis) == []
+
+
+def test_boundary_numbers_are_stored_exactly_as_sent(
+    kinesis: Any, dynamodb: Any, vtime: VirtualTime, ingest_config: IngestConfig, processor_config: ProcessorConfig
+) -> None:
+    """Ingest accepts each literal, and the processor stores in DynamoDB the very number that was sent."""
+    names = [f"m{i}" for i in range(len(STORABLE_EXACTLY))]
+    metrics = ", ".join(f'"{name}": {literal}' for name, literal in zip(names, STORABLE_EXACTLY))
+    event = telemetry_event('{"readings": [{"ts": %d, "metrics": {%s}}]}' % (NOW_MS, metrics), raw=True)
+    result = run(event, kinesis, ingest_config, vtime)
+    assert result.response["statusCode"] == 202, body(result)
+    batch = kinesis_event([(r["SequenceNumber"], r["Data"], r["PartitionKey"]) for r in stream_records(kinesis)])
+    outcome = process_batch(batch, dynamodb=dynamodb, config=processor_config, new_backoff=vtime.backoff)
+    assert outcome.response() == {"batchItemFailures": []}
+    items = dynamodb.scan(TableName=READINGS)["Items"]
+    for name, literal in zip(names, STORABLE_EXACTLY):
+        stored = [Decimal(n) for n in stored_numbers(items, name)]
+        assert stored and all(n == exact_value(literal) for n in stored), (literal, stored)
+
+
+def exact_value(literal: str) -> Decimal:
+    """Decimal(literal), except that a zero with an exponent beyond Decimal's limits is 0."""
+    mantissa = literal.lower().split("e")[0]
+    return Decimal(0) if mantissa.strip("-0.") == "" else Decimal(literal)
+
+
+def stored_numbers(value: Any, name: str) -> list[str]:
+    """Every N attribute called ``name`` anywhere in the items (independent of the table layout)."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == name and isinstance(inner, dict) and "N" in inner:
+                found.append(inner["N"])
+            found.extend(stored_numbers(inner, name))
+    elif isinstance(value, list):
+        for inner in value:
+            found.extend(stored_numbers(inner, name))
+    return found

@@ -74,6 +74,13 @@ def test_ingest_entry_point(kinesis: Any, monkeypatch: pytest.MonkeyPatch, capsy
     assert response["statusCode"] == 400
     metrics = emf(capsys.readouterr().out)
     assert metrics["RequestsRejected"] == 1 and metrics["ReadingsRejected"] == 0
+    over = telemetry_event({"readings": [reading(now, seq=2)]})
+    over["requestContext"]["authorizer"]["lambda"].update(
+        {"quotaExceeded": True, "quota": 5, "used": 5, "resetsAt": "2999-01-01T00:00:00Z"})
+    response = ingest.handler(over, Context())
+    assert response["statusCode"] == 429 and json.loads(response["body"])["error"] == "quota_exceeded"
+    metrics = emf(capsys.readouterr().out)
+    assert metrics["QuotaRefusals"] == 1 and "RequestsRejected" not in metrics  # its own metric, on the dashboard
     assert len(stream_records(kinesis)) == 1
 
 
@@ -127,7 +134,8 @@ def test_processor_client_leaves_every_retry_to_the_deadline(aws: None, monkeypa
 
 def test_authorizer_entry_point(dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     register(dynamodb, "dev-1", "secret-key")
-    authorizer = load("authorizer", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "authorizer", "DEVICES_TABLE": DEVICES})
+    authorizer = load("authorizer", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "authorizer", "DEVICES_TABLE": DEVICES,
+                                                      "DEVICE_DAILY_READING_QUOTA": "1000"})
     capsys.readouterr()
     allowed = authorizer.handler({"headers": {"x-device-id": "dev-1", "x-device-key": "secret-key"}}, Context())
     assert allowed == {"isAuthorized": True, "context": {"deviceId": "dev-1"}}
@@ -137,6 +145,12 @@ def test_authorizer_entry_point(dynamodb: Any, monkeypatch: pytest.MonkeyPatch, 
     out = capsys.readouterr().out
     assert emf(out)["AuthDenied"] == 1
     assert "wrong key" in out and "nope" not in out
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    dynamodb.update_item(TableName=DEVICES, Key={"deviceId": {"S": "dev-1"}}, UpdateExpression="SET usageDay = :d, usageCount = :n",
+                         ExpressionAttributeValues={":d": {"S": today}, ":n": {"N": "1000"}})
+    over = authorizer.handler({"headers": {"x-device-id": "dev-1", "x-device-key": "secret-key"}}, Context())
+    assert over["isAuthorized"] is True  # the stack default from DEVICE_DAILY_READING_QUOTA is reached
+    assert over["context"]["quotaExceeded"] is True and over["context"]["quota"] == 1000
 
 
 def test_processor_entry_point(dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -170,3 +184,38 @@ def test_shells_import_only_top_level_telemetry_not_handlers_package() -> None:
     for path in (ARCHIVE_ROOT / "telemetry").glob("*.py"):
         text = path.read_text()
         assert "from telemetry" not in text and "from handlers" not in text, path.name
+
+
+def test_rejection_with_a_lone_surrogate_is_logged_escaped(
+    kinesis: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A metric name "\\ud800" gets its 400, and its log line survives the UTF-8 stream (it used to be
+    dropped with a logging error, as UTF-8 cannot encode a lone surrogate)."""
+    ingest = load("ingest", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "ingest-surrogate", "STREAM_NAME": STREAM})
+    capsys.readouterr()
+    now = int(time.time() * 1000)
+    event = telemetry_event('{"readings": [{"ts": %d, "metrics": {"\\ud800x": 1}}]}' % now, raw=True)
+    response = ingest.handler(event, Context())
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["field"] == "readings[0].metrics.\ud800x"
+    captured = capsys.readouterr()
+    assert "Logging error" not in captured.err
+    lines = [json.loads(line) for line in captured.out.splitlines() if '"request rejected"' in line]
+    assert len(lines) == 1
+    assert lines[0]["field"] == "readings[0].metrics.\\ud800x"  # escaped text, not the surrogate
+    assert lines[0]["status"] == 400 and lines[0]["deviceId"] == "dev-1"
+    assert stream_records(kinesis) == []
+
+
+def test_denial_of_a_surrogate_device_id_is_logged_escaped(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    authorizer = load("authorizer", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "authorizer-surrogate",
+                                                   "DEVICES_TABLE": DEVICES})
+    capsys.readouterr()
+    denied = authorizer.handler({"headers": {"x-device-id": "dev-\udc80", "x-device-key": "k"}}, Context())
+    assert denied["isAuthorized"] is False
+    captured = capsys.readouterr()
+    assert "Logging error" not in captured.err
+    lines = [json.loads(line) for line in captured.out.splitlines() if '"device denied"' in line]
+    assert [line["deviceId"] for line in lines] == ["dev-\\udc80"]

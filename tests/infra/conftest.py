@@ -29,6 +29,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any] | None]] = {
         "streamKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "corsAllowOrigins": ["https://console.example.com"],
         "alarmEmail": "ops@example.com",
+        "deviceDailyReadingQuota": "unlimited",
         "alarmOverrides": {
             "ingest-errors": {"period": 300, "evaluationPeriods": 4, "datapointsToAlarm": 4,
                               "treatMissingData": "breaching"},

@@ -187,7 +187,9 @@ def test_dashboard_body_lays_out_one_widget_per_alarm() -> None:
     specs = [AlarmSpec("api-5xx", "AWS/ApiGateway", "5xx", {}, "d"),
              AlarmSpec("stream-iterator-age", "AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", {}, "d")]
     body = json.loads(dashboard_body(specs, [{"ApiId": "x", "Stage": "$default"}, {"StreamName": "s"}], "eu-west-1"))
-    first, second = body["widgets"]
+    first, second, quota = body["widgets"]
+    assert quota["properties"]["metrics"] == [["IotIngest", "QuotaRefusals", "service", "ingest", {"stat": "Sum"}]]
+    assert quota["x"] == 16 and quota["properties"]["title"].startswith("quota-refusals")
     assert first["properties"]["metrics"] == [["AWS/ApiGateway", "5xx", "ApiId", "x", "Stage", "$default", {"stat": "Sum"}]]
     assert second["properties"]["metrics"][0][-1] == {"stat": "Maximum"}
     assert (first["x"], second["x"]) == (0, 8) and first["properties"]["region"] == "eu-west-1"
@@ -198,9 +200,9 @@ def test_dashboard_graphs_each_metric_at_its_alarms_overridden_period() -> None:
              AlarmSpec("dlq-messages-visible", "AWS/SQS", "ApproximateNumberOfMessagesVisible", {}, "d")]
     dims = [{"ApiId": "x", "Stage": "$default"}, {"QueueName": "q"}]
     body = json.loads(dashboard_body(specs, dims, "eu-west-1", {"api-5xx": AlarmOverride(period=300)}))
-    assert [w["properties"]["period"] for w in body["widgets"]] == [300, 300]
+    assert [w["properties"]["period"] for w in body["widgets"]] == [300, 300, 60]
     default = json.loads(dashboard_body(specs, dims, "eu-west-1"))
-    assert [w["properties"]["period"] for w in default["widgets"]] == [60, 300]
+    assert [w["properties"]["period"] for w in default["widgets"]] == [60, 300, 60]
 
 
 def test_key_policy_takes_account_and_partition_from_an_arn() -> None:

@@ -166,7 +166,7 @@ def test_customer_managed_stream_key_is_used_and_granted_only_when_configured(gr
 # ---------------------------------------------------------------- functions and logs
 
 ENV = {
-    "authorizer": {"DEVICES_TABLE"},
+    "authorizer": {"DEVICES_TABLE", "DEVICE_DAILY_READING_QUOTA"},
     "ingest": {"STREAM_NAME", "MAX_READINGS_PER_REQUEST", "MAX_BODY_BYTES", "MAX_READING_AGE_SECONDS",
                "MAX_FUTURE_SKEW_SECONDS", "PUT_BUDGET_SECONDS"},
     "processor": {"READINGS_TABLE", "DEVICES_TABLE", "READINGS_TTL_DAYS"},
@@ -200,6 +200,20 @@ def test_environment_values_point_at_this_stacks_resources(graph: Graph) -> None
     proc = graph.function("processor")["inputs"]["environment"]["variables"]
     assert (proc["READINGS_TABLE"], proc["DEVICES_TABLE"]) == (o["readingsTableName"], o["devicesTableName"])
     assert proc["READINGS_TTL_DAYS"] == str(s.storage.readings_ttl_days)
+
+
+def test_the_daily_quota_reaches_the_authorizer(graphs: dict[str, Graph]) -> None:
+    """The stack default, or the explicit word "unlimited", is what the authorizer reads at init."""
+    def quota(variant: str) -> str:
+        return graphs[variant].function("authorizer")["inputs"]["environment"]["variables"]["DEVICE_DAILY_READING_QUOTA"]
+    assert quota("dev") == quota("prod") == "200000"
+    assert graphs["dev"].settings().ingest.device_daily_reading_quota == 200000
+    assert quota("dev-options") == "unlimited"
+    from handlers.telemetry.config import AuthorizerConfig
+    for variant in ("dev", "dev-options"):  # what the function itself makes of it
+        env = graphs[variant].function("authorizer")["inputs"]["environment"]["variables"]
+        expected = None if variant == "dev-options" else 200000
+        assert AuthorizerConfig.from_env({**env, "DEVICES_TABLE": "t"}).daily_reading_quota == expected
 
 
 @pytest.mark.parametrize("role", ["authorizer", "ingest", "processor"])
@@ -537,6 +551,8 @@ def test_dashboard_graphs_the_alarmed_metrics(graph: Graph) -> None:
     assert dash["inputs"]["dashboardName"] == graph.outputs["dashboardName"]
     widgets = json.loads(dash["inputs"]["dashboardBody"])["widgets"]
     expected = expected_alarms(graph)
+    quota_title = "quota-refusals (429 quota_exceeded)"  # the one graph without an alarm (docs/alarms.md)
+    expected[quota_title] = ("IotIngest", "QuotaRefusals", {"service": "ingest"}, "Sum")
     assert {w["properties"]["title"] for w in widgets} == set(expected)
     for w in widgets:
         namespace, metric, dims, stat = expected[w["properties"]["title"]]

@@ -66,6 +66,11 @@ def test_defaults_parse_and_build_the_powertools_layer_for_the_region() -> None:
     ("powertoolsLayerArn", "arn:aws:lambda:us-east-1:017000801446:layer:x", ["layer version ARN"]),
     ("alarmOverrides", "{not json", ["valid JSON"]),
     ("alarmOverrides", "[]", ["JSON object"]),
+    ("deviceDailyReadingQuota", "0", ['>= 1', '"unlimited"', "'0'"]),
+    ("deviceDailyReadingQuota", "-5", ['>= 1', '"unlimited"']),
+    ("deviceDailyReadingQuota", "1.5", ['>= 1', '"unlimited"']),
+    ("deviceDailyReadingQuota", "", ['>= 1', '"unlimited"']),
+    ("deviceDailyReadingQuota", "none", ['>= 1', '"unlimited"']),
 ])
 def test_bad_value_is_rejected_naming_key_and_allowed_values(key: str, value: str, fragments: list[str]) -> None:
     found = problems({key: value})
@@ -73,6 +78,12 @@ def test_bad_value_is_rejected_naming_key_and_allowed_values(key: str, value: st
     assert found[0].startswith(f"iot-ingest:{key} ")
     for fragment in fragments:
         assert fragment in found[0], (fragment, found[0])
+
+
+@pytest.mark.parametrize("value, quota", [("unlimited", None), ("1", 1), ("200000", 200000), (" 5000 ", 5000)])
+def test_daily_quota_is_a_positive_integer_or_the_word_unlimited(value: str, quota: int | None) -> None:
+    assert parse_settings({"deviceDailyReadingQuota": value}, REGION).ingest.device_daily_reading_quota == quota
+    assert parse_settings({}, REGION).ingest.device_daily_reading_quota == 200000
 
 
 def test_burst_below_rate_is_rejected() -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
+import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import pytest
 from dataplane_support import RecordingSink as _Sink
 from localcloud import apigw_events as ev
 from localcloud.gateway import Gateway, TokenBucket
+from localcloud.http_framing import FrontDoorLimits
 from localcloud.model import ApiSpec, AuthorizerSpec, FunctionSpec, RouteSpec
 from localcloud.runner import LambdaRunner
 
@@ -35,8 +39,11 @@ def handler(event, context):
 '''
 
 APP = '''
-import base64, json, time
+import base64, json, os, time
 def handler(event, context):
+    if os.environ.get("APP_LOG"):
+        with open(os.environ["APP_LOG"], "a") as f:
+            f.write(json.dumps(event) + "\\n")
     mode = event.get("queryStringParameters", {}).get("mode", "echo")
     if mode == "echo":
         return {"statusCode": 202, "headers": {"x-extra": "1"}, "cookies": ["a=b"], "body": json.dumps(event)}
@@ -74,9 +81,10 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     (code / "auth.py").write_text(AUTHORIZER)
     (code / "app.py").write_text(APP)
     auth_log = tmp / "auth-events.jsonl"
+    app_log = tmp / "app-events.jsonl"
     functions = {
         "auth": FunctionSpec("auth", "arn:auth", "auth.handler", code, {"AUTH_LOG": str(auth_log)}, 3, 128, None),
-        "app": FunctionSpec("app", "arn:app", "app.handler", code, {}, 5, 128, None),
+        "app": FunctionSpec("app", "arn:app", "app.handler", code, {"APP_LOG": str(app_log)}, 5, 128, None),
     }
     authorizer = AuthorizerSpec("authz1", "auth", ("$request.header.x-device-id", "$request.header.x-device-key"),
                                 cache_ttl_s=300, payload_format_version="2.0", simple_responses=True)
@@ -91,7 +99,8 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     runner.start()
     gateway = Gateway(api, runner, functions, region="us-east-1", sink=sink, log_dir=tmp / "logs")
     gateway.start()
-    yield {"gateway": gateway, "sink": sink, "auth_log": auth_log, "tmp": tmp, "runner": runner}
+    yield {"gateway": gateway, "sink": sink, "auth_log": auth_log, "app_log": app_log, "tmp": tmp, "runner": runner,
+           "api": api, "functions": functions}
     gateway.stop()
     runner.stop()
 
@@ -260,7 +269,6 @@ def test_iam_policy_authorizer_responses() -> None:
 
 
 def test_payload_over_10_mb_is_413_without_reading_it(env: dict[str, Any]) -> None:
-    import socket
     errors_before = env["sink"].total("4xx")
     with socket.create_connection(("127.0.0.1", env["gateway"].port), timeout=10) as sock:
         sock.sendall(b"POST /v1/telemetry HTTP/1.1\r\nHost: x\r\nContent-Length: 10485761\r\n\r\n")
@@ -305,3 +313,215 @@ def test_stop_closes_keep_alive_connections(tmp_path: Path) -> None:
     finally:
         conn.close()
         runner.stop()
+
+
+# ---- strict framing, slow clients and the connection cap (raw sockets) ---------------------------------
+
+def seen_by_a_function(env: dict[str, Any], probe: str) -> bool:
+    """Whether any authorizer or integration event carried the probe (each function logs every event)."""
+    return any(log.exists() and probe in log.read_text() for log in (env["auth_log"], env["app_log"]))
+
+
+def raw_exchange(port: int, data: bytes, *, hang_up: bool = False) -> bytes:
+    """Send bytes as they are; optionally half-close (the client hangs up); read until the gateway closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        if hang_up:
+            sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply
+
+
+def telemetry_request(probe: str, body: bytes, framing: list[str]) -> bytes:
+    head = ["POST /v1/telemetry HTTP/1.1", "Host: gw", "x-device-id: dev-1", "x-device-key: good",
+            "content-type: application/json", f"x-probe: {probe}", "Connection: close", *framing]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+BODY = b'{"readings":[{"ts":1,"metrics":{"t":1}}]}'  # 41 bytes
+N = len(BODY)
+
+# Each case: (framing header lines, hang up after sending, expected status). None of them may reach a function:
+# the stdlib's int() took "+41", "4_1" and "-1" (which read to the end), the first of two lengths, a short
+# body once the client hung up, and ignored a Transfer-Encoding that was not exactly "chunked".
+BAD_FRAMING: dict[str, tuple[list[str], bool, int]] = {
+    "plus sign": ([f"Content-Length: +{N}"], False, 400),
+    "underscore": ([f"Content-Length: {N // 10}_{N % 10}"], False, 400),
+    "negative": (["Content-Length: -1"], True, 400),
+    "non-numeric": (["Content-Length: forty-one"], False, 400),
+    "hex": ([f"Content-Length: {hex(N)}"], False, 400),
+    "decimal point": ([f"Content-Length: {N}.0"], False, 400),
+    "empty": (["Content-Length: "], False, 400),
+    "two different values": ([f"Content-Length: {N}", f"Content-Length: {N + 1}"], False, 400),
+    "two values in one field": ([f"Content-Length: {N}, {N + 1}"], False, 400),
+    "shorter body than announced": ([f"Content-Length: {N + 10}"], True, 400),
+    "transfer-encoding not ending in chunked": (["Transfer-Encoding: gzip", f"Content-Length: {N}"], False, 400),
+    "chunked (not emulated)": (["Transfer-Encoding: chunked"], False, 411),
+    "chunked last of two codings": (["Transfer-Encoding: gzip, chunked", f"Content-Length: {N}"], False, 411),
+    "over 10 MB": (["Content-Length: 99999999999999999999999"], False, 413),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FRAMING))
+def test_bad_framing_is_refused_before_any_function(case: str, env: dict[str, Any]) -> None:
+    framing, hang_up, status = BAD_FRAMING[case]
+    probe = uuid.uuid4().hex
+    errors_before = env["sink"].total("4xx")
+    reply = raw_exchange(env["gateway"].port, telemetry_request(probe, BODY, framing), hang_up=hang_up)
+    assert reply.startswith(f"HTTP/1.1 {status} ".encode()), reply[:200]
+    assert b"Connection: close" in reply  # the body was not read, so the connection cannot be reused
+    assert not seen_by_a_function(env, probe)
+    assert env["sink"].total("4xx") == errors_before + 1  # logged and counted like any refusal
+
+
+@pytest.mark.parametrize("framing", [[f"Content-Length: {N}"], [f"Content-Length: {N}", f"Content-Length: {N}"],
+                                     [f"Content-Length: {N}, 0{N}"], [f"Content-Length:  {N} "]])
+def test_exact_lengths_reach_the_function(framing: list[str], env: dict[str, Any]) -> None:
+    """The control group: the same request with a length that is plain digits (repeated identically is allowed,
+    RFC 9112 §6.3) is delivered, so the refusals above are about framing and nothing else."""
+    probe = uuid.uuid4().hex
+    reply = raw_exchange(env["gateway"].port, telemetry_request(probe, BODY, framing))
+    assert reply.startswith(b"HTTP/1.1 202 ")
+    event = json.loads(reply.split(b"\r\n\r\n", 1)[1])
+    assert event["body"] == BODY.decode()
+    assert seen_by_a_function(env, probe)
+
+
+def test_forwarded_headers_are_added_as_api_gateway_does(env: dict[str, Any]) -> None:
+    gw = env["gateway"]
+    status, _, body = request(gw, "POST", "/v1/telemetry", b"{}",
+                              {**GOOD, "x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "gopher",
+                               "x-forwarded-port": "1"})
+    headers = json.loads(body)["headers"]
+    assert status == 202
+    assert headers["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"  # appended: the claimed address is not trusted
+    assert (headers["x-forwarded-port"], headers["x-forwarded-proto"]) == (str(gw.port), "http")
+    status, _, body = request(gw, "GET", "/health")
+    headers = json.loads(body)["headers"]
+    assert (headers["x-forwarded-for"], headers["x-forwarded-port"], headers["x-forwarded-proto"]) == \
+        ("127.0.0.1", str(gw.port), "http")
+    events = [json.loads(line) for line in env["auth_log"].read_text().splitlines()]
+    assert all(e["headers"]["x-forwarded-for"].endswith("127.0.0.1") for e in events)  # the authorizer sees them too
+
+
+LIMITS = FrontDoorLimits(header_timeout_s=0.5, body_timeout_s=0.5, idle_timeout_s=0.5, write_timeout_s=2.0,
+                         max_connections=64)
+
+
+@pytest.fixture(scope="module")
+def strict(env: dict[str, Any]):
+    """A second gateway on the same functions, with short limits so cut-offs happen in well under a second."""
+    gw = Gateway(env["api"], env["runner"], env["functions"], region="us-east-1", sink=env["sink"],
+                 log_dir=env["tmp"] / "logs-strict", limits=LIMITS)
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} not within {timeout} s"
+        time.sleep(0.02)
+
+
+def closed_after(sock: socket.socket, started: float, trickle: bytes = b"") -> tuple[bytes, float]:
+    """Read (sending one byte of ``trickle`` every 50 ms) until the gateway closes; (reply, seconds since
+    ``started``, taken before the gateway could start its clock, so the cut-off can be no earlier than the limit)."""
+    sock.settimeout(0.05)
+    reply = b""
+    while time.monotonic() - started < 10:
+        if trickle:
+            try:
+                sock.send(trickle[:1])
+                trickle = trickle[1:]
+            except OSError:
+                pass
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        reply += chunk
+    else:
+        raise AssertionError("the gateway kept a slow client for 10 s")
+    return reply, time.monotonic() - started
+
+
+def test_silent_client_is_cut_off_at_the_header_timeout(strict: Gateway) -> None:
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", strict.port), timeout=10) as sock:
+        reply, took = closed_after(sock, started)
+    assert reply == b"" and took >= LIMITS.header_timeout_s
+    wait_for(lambda: strict.open_connections == 0, "connection slot freed")
+
+
+def test_trickled_headers_are_cut_off_at_the_header_timeout(env: dict[str, Any], strict: Gateway) -> None:
+    """One byte every 50 ms would reset a per-recv timeout forever; the deadline covers the whole header."""
+    probe = uuid.uuid4().hex
+    request_bytes = telemetry_request(probe, BODY, [f"Content-Length: {N}", "x-pad: " + "a" * 400])
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", strict.port), timeout=10) as sock:
+        reply, took = closed_after(sock, started, trickle=request_bytes)
+    assert reply == b"" and took >= LIMITS.header_timeout_s
+    assert not seen_by_a_function(env, probe)
+    wait_for(lambda: strict.open_connections == 0, "connection slot freed")
+
+
+@pytest.mark.parametrize("trickle", [False, True])
+def test_slow_body_is_cut_off_at_the_body_timeout_with_408(env: dict[str, Any], strict: Gateway, trickle: bool) -> None:
+    probe = uuid.uuid4().hex
+    request_bytes = telemetry_request(probe, BODY, [f"Content-Length: {N + 400}"])
+    head, body = request_bytes.split(b"\r\n\r\n", 1)
+    with socket.create_connection(("127.0.0.1", strict.port), timeout=10) as sock:
+        started = time.monotonic()  # before the gateway has the headers, so before its body clock starts
+        sock.sendall(head + b"\r\n\r\n" + body[:5])
+        reply, took = closed_after(sock, started, trickle=(body[5:] + b" " * 400) if trickle else b"")
+    assert reply.startswith(b"HTTP/1.1 408 ") and b'{"message":"Request Timeout"}' in reply
+    assert took >= LIMITS.body_timeout_s
+    assert not seen_by_a_function(env, probe)
+    wait_for(lambda: strict.open_connections == 0, "connection slot freed")
+
+
+def test_idle_keep_alive_connection_is_closed_at_the_idle_timeout(strict: Gateway) -> None:
+    with socket.create_connection(("127.0.0.1", strict.port), timeout=10) as sock:
+        started = time.monotonic()  # before the request, so before the gateway's idle clock starts
+        sock.sendall(b"GET /health?mode=ok HTTP/1.1\r\nHost: gw\r\n\r\n")
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            reply += sock.recv(65536)
+        head, rest = reply.split(b"\r\n\r\n", 1)
+        length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
+        while len(rest) < length:
+            rest += sock.recv(65536)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        tail, took = closed_after(sock, started)
+    assert tail == b"" and took >= LIMITS.idle_timeout_s
+    wait_for(lambda: strict.open_connections == 0, "connection slot freed")
+
+
+def test_connections_over_the_cap_wait_for_a_free_slot(env: dict[str, Any], tmp_path: Path) -> None:
+    limits = FrontDoorLimits(header_timeout_s=60, max_connections=2)  # slots are freed only by the test
+    gw = Gateway(env["api"], env["runner"], env["functions"], region="us-east-1", log_dir=tmp_path, limits=limits)
+    gw.start()
+    silent = [socket.create_connection(("127.0.0.1", gw.port), timeout=10) for _ in range(2)]
+    try:
+        wait_for(lambda: gw.open_connections == 2, "two connections served")
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as third:
+            third.sendall(b"GET /health?mode=ok HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+            wait_for(lambda: gw.waiting_connections == 1, "the third connection waiting for a slot")
+            assert gw.open_connections == 2  # no thread was started for it
+            silent.pop().close()  # a slot frees: the waiting request is served
+            reply = b""
+            while chunk := third.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200 ")
+    finally:
+        for sock in silent:
+            sock.close()
+        gw.stop()

@@ -109,7 +109,7 @@ def test_dev_api_and_mapping_specs(dev: tuple[Emulator, ProvisionedStack]) -> No
     auth = routes["POST /v1/telemetry"].authorizer
     assert auth is not None and auth.function == names["authorizer"]
     assert auth.identity_sources == ("$request.header.x-device-id", "$request.header.x-device-key")
-    assert (auth.cache_ttl_s, auth.payload_format_version, auth.simple_responses) == (60, "2.0", True)
+    assert (auth.cache_ttl_s, auth.payload_format_version, auth.simple_responses) == (15, "2.0", True)
     assert routes["POST /v1/telemetry"].integration_timeout_ms == 30000
     moto_routes = emu.client("apigatewayv2").get_routes(ApiId=api.api_id)["Items"]
     assert {r["RouteKey"] for r in moto_routes} == set(routes)
