@@ -211,7 +211,7 @@ def test_denial_of_a_surrogate_device_id_is_logged_escaped(
     dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     authorizer = load("authorizer", monkeypatch, {**BASE_ENV, "POWERTOOLS_SERVICE_NAME": "authorizer-surrogate",
-                                                   "DEVICES_TABLE": DEVICES})
+                                                   "DEVICES_TABLE": DEVICES, "DEVICE_DAILY_READING_QUOTA": "1000"})
     capsys.readouterr()
     denied = authorizer.handler({"headers": {"x-device-id": "dev-\udc80", "x-device-key": "k"}}, Context())
     assert denied["isAuthorized"] is False
