@@ -93,12 +93,31 @@ class Stack:
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
-    def stored(self, device_id: str) -> list[dict[str, Any]]:
-        return self.dynamodb.query(TableName=READINGS, KeyConditionExpression="deviceId = :d",
-                                   ExpressionAttributeValues={":d": {"S": device_id}}, ConsistentRead=True)["Items"]
+    def stored(self, device_id: str) -> list[tuple[int, int]]:
+        """(ts, seq) of the device's stored readings, one entry per stored copy (sorted)."""
+        return stored_readings(self.dynamodb, READINGS, device_id)
+
+    def items(self) -> list[dict[str, Any]]:
+        return self.dynamodb.scan(TableName=READINGS, ConsistentRead=True)["Items"]
 
     def register(self, device_id: str) -> None:
         self.dynamodb.put_item(TableName=DEVICES, Item={"deviceId": {"S": device_id}, "status": {"S": "active"}})
+
+
+def stored_readings(dynamodb: Any, table: str, device_id: str) -> list[tuple[int, int]]:
+    """(ts, seq) of every stored reading of a device, a reading stored twice listed twice.
+
+    Layout-independent: through the readings table's reader (admin.readings) where it
+    exists, else from items of one reading each (ts and seq attributes).
+    """
+    try:
+        from admin.readings import read_readings
+    except ImportError:
+        items = dynamodb.query(TableName=table, KeyConditionExpression="deviceId = :d", ConsistentRead=True,
+                               ExpressionAttributeValues={":d": {"S": device_id}})["Items"]
+        return sorted((int(i["ts"]["N"]), int(i["seq"]["N"])) for i in items)
+    found = read_readings(dynamodb, table, device_id, 0, 10**13, consistent=True)
+    return sorted((r.ts, r.seq) for r in found for _ in range(r.copies))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from admin.cli import run
 from admin.replay import Replayer, processor_target
 from admin.stream_range import read_range
-from replay_support import DEVICES, PROCESSOR, READINGS, SHARD, STREAM, DownDynamo, Stack, TrimmedKinesis
+from replay_support import DEVICES, NOW_MS, PROCESSOR, READINGS, SHARD, STREAM, DownDynamo, Stack, TrimmedKinesis
 
 
 def replay(stack: Stack, *argv: str) -> tuple[int, dict[str, Any], str]:
@@ -52,16 +52,17 @@ def test_replay_stores_each_reading_once_deletes_the_message_and_a_second_run_do
     first_message = report["messages"][0]
     assert (first_message["start"], first_message["end"], first_message["records_read"]) == (first, last, 3)
     assert first_message["readings_stored"] == 7
-    assert len(stack.stored("dev-a")) == 5 and len(stack.stored("dev-b")) == 2
-    expires = {int(i["expiresAt"]["N"]) - int(i["ts"]["N"]) // 1000 for i in stack.stored("dev-a")}
-    assert expires == {7 * 86_400}  # the processor's own TTL, read from its configuration
+    assert stack.stored("dev-a") == [(NOW_MS + i, i) for i in range(5)]
+    assert stack.stored("dev-b") == [(NOW_MS + i, i) for i in range(2)]
+    ttl = {int(i["expiresAt"]["N"]) - NOW_MS // 1000 for i in stack.items()}
+    assert ttl == {7 * 86_400}  # the processor's own TTL (readings are within a second), read from its configuration
     device = stack.dynamodb.get_item(TableName=DEVICES, Key={"deviceId": {"S": "dev-a"}})["Item"]
     assert int(device["latestSeq"]["N"]) == 4  # the latest reading moved forward as the processor would
     assert stack.dlq_depth() == 0
 
     code, report, _ = replay(stack)
     assert code == 0 and report["messages"] == [] and report["deleted"] == 0
-    assert len(stack.stored("dev-a")) == 5
+    assert stack.stored("dev-a") == [(NOW_MS + i, i) for i in range(5)]
 
 
 def test_dry_run_reads_and_reports_but_writes_and_deletes_nothing(stack: Stack) -> None:
@@ -86,7 +87,7 @@ def test_expired_prefix_is_reported_with_its_range_and_the_message_kept(stack: S
     assert message.expired == {"from": gone, "before": left}
     assert also_gone not in (message.expired or {}).values()
     assert "2 of 4 record(s) left" in message.reason and gone in message.reason
-    assert sorted(int(i["seq"]["N"]) for i in stack.stored("dev-a")) == [2, 3]  # what is left is stored
+    assert [seq for _, seq in stack.stored("dev-a")] == [2, 3]  # what is left is stored
     assert len(stack.dlq_bodies()) == stack.dlq_depth() == 1
 
     report = replayer(stack, kinesis=trimmed, discard_expired=True).run()

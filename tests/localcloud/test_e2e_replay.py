@@ -53,20 +53,29 @@ def post(cloud: LocalCloud, body: Any, headers: dict[str, str]) -> tuple[int, di
 
 
 def stored_readings(cloud: LocalCloud, device_id: str) -> list[tuple[int, int]]:
-    """(ts, seq) of every reading stored for the device, one entry per stored item."""
+    """(ts, seq) of every stored reading of the device, a reading stored twice listed twice.
+
+    Layout-independent: through the readings table's reader (admin.readings) where it
+    exists, else from items of one reading each (ts and seq attributes).
+    """
     assert cloud.stack is not None
     ddb = cloud.emulator.client("dynamodb")
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": cloud.stack.outputs["readingsTableName"], "ConsistentRead": True,
-                              "KeyConditionExpression": "deviceId = :d",
-                              "ExpressionAttributeValues": {":d": {"S": device_id}}}
-    while True:
-        page = ddb.query(**kwargs)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return sorted((int(i["ts"]["N"]), int(i["seq"]["N"])) for i in items)
+    table = cloud.stack.outputs["readingsTableName"]
+    try:
+        from admin.readings import read_readings
+    except ImportError:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True, "KeyConditionExpression": "deviceId = :d",
+                                  "ExpressionAttributeValues": {":d": {"S": device_id}}}
+        while True:
+            page = ddb.query(**kwargs)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted((int(i["ts"]["N"]), int(i["seq"]["N"])) for i in items)
+    return sorted((r.ts, r.seq) for r in read_readings(ddb, table, device_id, 0, 10**13, consistent=True)
+                  for _ in range(r.copies))
 
 
 def dlq_messages(cloud: LocalCloud) -> dict[str, dict[str, Any]]:
