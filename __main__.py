@@ -14,8 +14,8 @@ PROJECT_DIR = Path(__file__).resolve().parent
 if str(PROJECT_DIR) not in sys.path:  # runnable from any cwd (tools use runpy.run_path)
     sys.path.insert(0, str(PROJECT_DIR))
 
-from components.pipeline import IngestPipeline, PipelineArgs  # noqa: E402
-from settings import load_settings  # noqa: E402
+from components.pipeline import IngestPipeline, PipelineArgs  # noqa: E402 - needs the sys.path entry above
+from settings import load_settings  # noqa: E402 - needs the sys.path entry above
 
 settings = load_settings()  # raises SettingsError before any resource is declared
 stack = pulumi.get_stack()

@@ -1,5 +1,5 @@
-"""``python -m admin``: manage device keys against AWS or any DynamoDB endpoint,
-and replay the processor's DLQ (``replay``, see admin.replay_cli).
+"""``python -m admin``: manage device keys, read readings back, and replay the processor's DLQ
+(``replay``, see admin.replay_cli), against AWS or any endpoint.
 
 Errors go to stderr with exit code 2 and say what to do next; keys are printed
 exactly once (they cannot be recovered: only their hash is stored).
@@ -7,6 +7,7 @@ exactly once (they cannot be recovered: only their hash is stored).
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import json
 import sys
@@ -20,6 +21,7 @@ from handlers.telemetry.usage import QuotaFormatError, parse_quota
 
 from . import replay_cli
 from .common import EXIT_USAGE, CliError, aws_client, load_stack_file
+from .readings import UnreadableItem, read_readings
 from .registry import DeviceRegistry, RegistryError
 
 # What the stack uses when iot-ingest:deviceDailyReadingQuota is not set (settings/defaults.py);
@@ -29,7 +31,8 @@ QUOTA_VALUES = "a whole number >= 0 (0 refuses every reading), 'unlimited', or '
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m admin", description="Manage iot-ingest device keys; replay the DLQ.")
+    parser = argparse.ArgumentParser(prog="python -m admin",
+                                     description="Manage iot-ingest device keys, read readings back, replay the DLQ.")
     parser.add_argument("--endpoint-url", help="AWS endpoint (e.g. the local cloud's emulator; default: from --stack-file, else AWS)")
     parser.add_argument("--region", help="AWS region (default: from the environment, else us-east-1)")
     source = parser.add_mutually_exclusive_group()
@@ -63,8 +66,39 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("device_id")
     usage.add_argument("--json", action="store_true")
 
+    readings = commands.add_parser("readings", help="a device's readings with SINCE <= ts < UNTIL, one per (ts, seq)")
+    readings.add_argument("device_id")
+    readings.add_argument("--since", required=True, help=f"start, inclusive: {TIME_FORMS}")
+    readings.add_argument("--until", required=True, help=f"end, exclusive: {TIME_FORMS}")
+    readings.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                          help="jsonl: one reading per line; csv: one metric value per row (default jsonl)")
+    readings.add_argument("--readings-table", help="readings table name (stack output readingsTableName; "
+                          "read from --stack-file when not given)")
+
     replay_cli.add_parser(commands)
     return parser
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+TIME_FORMS = "ISO-8601 UTC or with an offset, e.g. 2026-12-01T00:00Z, 2026-12-01T09:30:00+01:00, or a date 2026-12-01 (UTC)"
+
+
+def parse_time(flag: str, text: str) -> int:
+    """ISO-8601 -> epoch ms. A time without an offset is refused (it would silently mean the
+    reader's local zone); a bare date means midnight UTC."""
+    try:
+        if len(text) == 10:
+            moment = datetime.datetime.fromisoformat(text).replace(tzinfo=datetime.timezone.utc)
+        else:
+            moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{flag} {text!r} is not a time; use {TIME_FORMS}") from None
+    if moment.tzinfo is None:
+        raise CliError(f"{flag} {text!r} has no time zone; use {TIME_FORMS}")
+    epoch_ms = (moment - _EPOCH) // datetime.timedelta(milliseconds=1)  # exact: no float rounding
+    if not 0 <= epoch_ms <= 9_999_999_999_999:
+        raise CliError(f"{flag} {text!r} is outside the readings' ts range (1970 .. 2286)")
+    return epoch_ms
 
 
 def resolve_target(args: argparse.Namespace) -> tuple[str, str | None]:
@@ -93,6 +127,19 @@ def make_client(endpoint_url: str | None, region: str | None) -> Any:
     return aws_client("dynamodb", endpoint_url, region)
 
 
+def readings_table(args: argparse.Namespace) -> str:
+    """--readings-table, else the stack file's readingsTableName."""
+    if args.readings_table:
+        return str(args.readings_table)
+    if args.stack_file is not None:
+        stack = json.loads(args.stack_file.read_text(encoding="utf-8"))  # resolve_target has read it already
+        table = stack.get("readingsTableName") if isinstance(stack, dict) else None
+        if isinstance(table, str) and table:
+            return table
+    raise CliError("say which readings table: --readings-table NAME (stack output readingsTableName) "
+                   "or --stack-file .localcloud/stack.json")
+
+
 def run(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr, client: Any = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "replay":
@@ -108,9 +155,12 @@ def run(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr, cli
                 args.value = parse_quota(args.value)
             except QuotaFormatError:
                 raise CliError(f"quota must be {QUOTA_VALUES}; got {args.value!r}") from None
-        registry = DeviceRegistry(client if client is not None else make_client(endpoint, args.region), table)
+        ddb = client if client is not None else make_client(endpoint, args.region)
+        registry = DeviceRegistry(ddb, table)
+        if args.command == "readings":
+            return _readings(args, registry, ddb, out)
         return _dispatch(args, registry, out)
-    except (CliError, RegistryError) as exc:
+    except (CliError, RegistryError, UnreadableItem) as exc:
         print(f"error: {exc}", file=err)
         return EXIT_USAGE
     except ClientError as exc:
@@ -155,6 +205,28 @@ def _dispatch(args: argparse.Namespace, registry: DeviceRegistry, out: TextIO) -
             print(json.dumps({"deviceId": args.device_id, **summary}, sort_keys=True), file=out)
         else:
             print(f"{args.device_id}: {_usage_text(summary)}", file=out)
+    return 0
+
+
+def _readings(args: argparse.Namespace, registry: DeviceRegistry, client: Any, out: TextIO) -> int:
+    """Check everything first (times, range, table, device), then stream the readings."""
+    since = parse_time("--since", args.since)
+    until = parse_time("--until", args.until)
+    if since >= until:
+        raise CliError(f"--since ({args.since}) must be earlier than --until ({args.until}); the range is since <= ts < until")
+    table = readings_table(args)
+    registry.get(args.device_id)  # unknown or malformed device id: one line naming it, exit 2
+    rows = read_readings(client, table, args.device_id, since, until)
+    if args.format == "jsonl":
+        for reading in rows:
+            out.write(json.dumps(reading.as_json(args.device_id), separators=(",", ":")) + "\n")
+        return 0
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["deviceId", "ts", "time", "seq", "receivedAt", "metric", "value"])
+    for reading in rows:
+        for name, value in reading.metrics.items():
+            writer.writerow([args.device_id, reading.ts, _iso_ms(reading.ts), reading.seq, reading.received_at,
+                             name, repr(value) if isinstance(value, float) else value])
     return 0
 
 

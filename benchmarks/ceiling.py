@@ -5,8 +5,8 @@ PutRecords of the packed records, then BatchWriteItem of the readings. Doing
 exactly that directly against the same emulator, in one thread (moto's Kinesis
 is not safe under concurrent PutRecords), gives the rate the local pipeline
 could at best reach. The records are packed by the ingest function's own
-`pack()` and the items built by the processor's own `reading_item()`, so both
-sides write the same bytes. A fresh stream and table are used, so the
+`pack()` and the items built by the processor's own `record_items()` (many
+readings per item), so both sides write the same bytes. A fresh stream and table are used, so the
 pipeline's stream (whose shard scan grows with its size in moto) and its
 processor are not disturbed.
 """
@@ -18,8 +18,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.telemetry.records import pack
-from handlers.telemetry.storage import reading_item
+from handlers.telemetry.process import record_items
+from handlers.telemetry.records import decode, pack
 from handlers.telemetry.validation import Reading
 
 from fleet.devices import make_sensors
@@ -32,6 +32,7 @@ BATCH_WRITE_MAX = 25  # items per BatchWriteItem call
 class Ceiling:
     readings: int
     records: int
+    items: int
     put_seconds: float
     write_seconds: float
 
@@ -43,6 +44,7 @@ class Ceiling:
         return {
             "readings": self.readings,
             "records": self.records,
+            "items": self.items,
             "putRecordsSeconds": round(self.put_seconds, 3),
             "batchWriteSeconds": round(self.write_seconds, 3),
             "putRecordsReadingsPerSecond": round(self.readings / self.put_seconds, 1),
@@ -91,14 +93,14 @@ def measure(
             for i, (device, batch) in enumerate(reqs)
             for data in pack(device, f"req-{i}", now, batch)
         ]
-        items = [reading_item(device, r, now, 30) for device, batch in reqs for r in batch]
+        items = [item for entry in entries for item in record_items(decode(entry["Data"]), 30)]
 
         started = time.perf_counter()
         for i in range(0, len(entries), PUT_RECORDS_MAX):
             chunk = entries[i : i + PUT_RECORDS_MAX]
             while chunk:
                 resp = kinesis.put_records(StreamName=stream, Records=chunk)
-                chunk = [e for e, r in zip(chunk, resp["Records"]) if "ErrorCode" in r]
+                chunk = [e for e, r in zip(chunk, resp["Records"], strict=False) if "ErrorCode" in r]
         put_s = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -107,7 +109,8 @@ def measure(
             while pending:
                 pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
         write_s = time.perf_counter() - started
-        return Ceiling(readings=len(items), records=len(entries), put_seconds=put_s, write_seconds=write_s)
+        return Ceiling(readings=sum(len(batch) for _, batch in reqs), records=len(entries), items=len(items),
+                       put_seconds=put_s, write_seconds=write_s)
     finally:
         kinesis.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
         dynamodb.delete_table(TableName=table)

@@ -86,7 +86,7 @@ def phase(report: FleetReport, offered_readings_s: float) -> dict[str, Any]:
 
 def markdown(r: dict[str, Any]) -> str:
     s, d, h, c = r["startup"], r["default"], r["saturated"], r["ceiling"]
-    lat = lambda p: " / ".join(_fmt(p["latencyMs"][k], " ms", 0) for k in ("p50", "p95", "p99"))  # noqa: E731
+    lat = lambda p: " / ".join(_fmt(p["latencyMs"][k], " ms", 0) for k in ("p50", "p95", "p99"))  # noqa: E731 - a one-line formatter next to its only use
     rows = [
         ("start-up: `python -m localcloud serve` -> GET /health 200", _fmt(s["serveSeconds"], " s"), f"< {STARTUP_TARGET_S:.0f} s"),
         ("start-up: `LocalCloud.start()` in-process -> GET /health 200", _fmt(s["inProcessSeconds"], " s"), f"< {STARTUP_TARGET_S:.0f} s"),

@@ -10,6 +10,7 @@ from settings import Settings
 
 from .alarms import Monitoring, MonitoringArgs
 from .api import IngestApi, IngestApiArgs
+from .code_archive import build_code_archive
 from .function import LambdaFunction, LambdaFunctionArgs, PolicyStatement
 from .processor import StreamProcessor, StreamProcessorArgs
 from .storage import Storage, StorageArgs
@@ -19,7 +20,7 @@ from .stream import Stream, StreamArgs
 @dataclass(frozen=True)
 class PipelineArgs:
     settings: Settings
-    code_dir: Path  # handlers/, zipped as the code of every function
+    code_dir: Path  # handlers/, zipped (into ../build/lambda-code.zip) as the code of every function
     stack: str  # part of every physical name, so stacks can share an account
 
 
@@ -31,7 +32,8 @@ class IngestPipeline(pulumi.ComponentResource):
         s = args.settings
         child = pulumi.ResourceOptions(parent=self)
         prefix = f"{name}-{args.stack}"
-        code = pulumi.FileArchive(str(args.code_dir))
+        # One deterministic zip of the handlers for all three functions (see code_archive.py).
+        code = pulumi.FileArchive(str(build_code_archive(args.code_dir, args.code_dir.parent / "build" / "lambda-code.zip")))
 
         def function_args(role: str, handler: str, environment: dict[str, pulumi.Input[str]],
                           statements: tuple[PolicyStatement, ...]) -> LambdaFunctionArgs:
@@ -98,7 +100,7 @@ class IngestPipeline(pulumi.ComponentResource):
             mapping=s.processor,
         ), opts=child)
 
-        self.function_names: dict[str, pulumi.Output[str]] = {
+        self.function_names: dict[str, pulumi.Input[str]] = {
             "authorizer": self.authorizer.name,
             "ingest": self.ingest.name,
             "processor": self.processor.function.name,

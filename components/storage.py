@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -31,7 +32,7 @@ class Storage(pulumi.ComponentResource):
         super().__init__("iot-ingest:storage:Storage", name, None, opts)
         s = args.settings
         child = pulumi.ResourceOptions(parent=self, protect=s.protect)
-        common = dict(
+        common: dict[str, Any] = dict(
             billing_mode="PAY_PER_REQUEST",
             # enabled=True: the AWS managed key alias/aws/dynamodb instead of the AWS owned key.
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),

@@ -6,8 +6,9 @@ handshake per request. Instances are not thread-safe; each worker owns one.
 
 Retries: 429 and 503 (the contract's `Retry-After` answer) and transport errors are
 retried a bounded number of times, except a 429 `quota_exceeded`: its Retry-After is
-the next UTC midnight, so the answer is final for the run. Re-sending is safe because a reading's storage
-key is `(ts, seq)`, so a duplicate delivery overwrites itself.
+the next UTC midnight, so the answer is final for the run. Re-sending is safe because
+the readings table's item keys are built from the readings themselves, so a duplicate
+delivery rewrites its own items (docs/handlers.md, "Repeated (ts, seq)").
 """
 from __future__ import annotations
 

@@ -135,7 +135,7 @@ def config_from_args(args: argparse.Namespace, **overrides: object) -> FleetConf
     names = set(FleetConfig.__dataclass_fields__) - {"extra"}
     values = {name: getattr(args, name) for name in names if hasattr(args, name)}
     values.update(overrides)
-    return FleetConfig(**values).validate()  # type: ignore[arg-type]
+    return FleetConfig(**values).validate()
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .cli import EXIT_INTERRUPTED, EXIT_USAGE, emit
 from .config import ConfigError, config_from_args
+from .cost import attach_cost, usage_snapshot
 from .report import EXIT_NO_SERVICE
 from .runner import RunError, run
 
@@ -30,10 +31,11 @@ def demo(args: argparse.Namespace) -> int:
         print(f"starting the local cloud (stack {args.stack}) ...", flush=True)
         try:
             cloud.start()
-        except Exception as exc:  # unknown stack, program error, emulator or port trouble: say it plainly
+        except Exception as exc:  # noqa: BLE001 - unknown stack, program error, emulator or port trouble: say it plainly
             print(f"fleet demo: the local cloud did not start: {type(exc).__name__}: {exc}", file=sys.stderr)
             return EXIT_NO_SERVICE
         print(f"local cloud up in {time.monotonic() - began:.1f} s: {cloud.api_url}", flush=True)
+        assert cloud.stack is not None  # start() returned, so the stack is provisioned
         outputs = cloud.stack.outputs
         stack_file: Path = cloud.stack_file
         config = config_from_args(
@@ -45,7 +47,9 @@ def demo(args: argparse.Namespace) -> int:
             devices_table=outputs.get("devicesTableName"),
             stack_file=stack_file if stack_file.is_file() else None,
         )
+        usage_before = usage_snapshot(cloud)
         report = run(config, before_alarm_check=cloud.dataplane.monitor.evaluate_alarms)
+        attach_cost(report, cloud, usage_before, args.stack, project_dir)
         return emit(report, config)
     except ConfigError as exc:
         print(f"fleet demo: {exc}", file=sys.stderr)

@@ -3,7 +3,7 @@
 A device owns its sensors and its sequence counter, so readings from one device
 have strictly increasing `seq` and plausible, slowly changing values - the shape
 real telemetry has, which matters for payload size and for the read-back check
-(every reading is identified by `(ts, seq)`, as the readings table's sort key is).
+(every reading is identified by `(ts, seq)`, as the reader de-duplicates it).
 
 Misbehaving devices sometimes send a bad request instead of a good one. Each kind
 of bad request names the HTTP statuses the contract (docs/architecture.md,
@@ -31,7 +31,7 @@ _CHANNELS: tuple[tuple[str, float, float, float, float, int], ...] = (
     ("lux", 300.0, 12.0, 0.0, 100000.0, 1),
 )
 
-# A reading is identified by (ts, seq): the readings table's sort key is f"{ts:013d}#{seq:010d}".
+# A reading is identified by (ts, seq) (docs/handlers.md, "Repeated (ts, seq)").
 ReadingId = tuple[int, int]
 
 # A device over its daily reading quota gets 429 with {"error": "quota_exceeded", ...} (README, Quotas).

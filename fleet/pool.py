@@ -49,7 +49,7 @@ class SenderPool:
                 assert isinstance(item, OutgoingRequest)
                 try:
                     self._on_result(item, client.post_telemetry(item.headers, item.body))
-                except BaseException as exc:  # a bug in our own code: keep it, don't lose the worker silently
+                except BaseException as exc:  # noqa: BLE001 - a bug in our own code: keep it, don't lose the worker silently
                     self.errors.append(exc)
         finally:
             client.close()

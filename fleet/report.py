@@ -53,6 +53,8 @@ class FleetReport:
     first_post_to_last_stored_s: float | None = None
     notes: list[str] = field(default_factory=list)
     verify_requested: bool = True
+    cost: Any = None  # planner.breakdown.Breakdown: $ per million readings, when a cost meter was there
+    usage: dict[str, Any] | None = None  # the meter's raw counts behind ``cost``
     greedy_quota: int | None = None  # the greedy devices' daily quota; None: no greedy devices
     greedy_devices: list[str] = field(default_factory=list)
 
@@ -127,6 +129,7 @@ class FleetReport:
             "alarmError": self.alarm_error,
             "greedy": self.greedy_summary(),
             "notes": self.notes,
+            "cost": None if self.cost is None else {**self.cost.to_json(), "usage": self.usage},
             "exitCode": self.exit_code(),
         }
 
@@ -189,6 +192,8 @@ class FleetReport:
                 rows.append((f"  alarm {c.name}", f"{c.before} -> {c.after}" + (f" ({len(c.transitions)} transitions)" if c.transitions else "")))
         width = max(len(k) for k, _ in rows)
         lines = ["Fleet report", "=" * (width + 30)] + [f"{k.ljust(width)}  {val}" for k, val in rows]
+        if self.cost is not None:
+            lines.append(self.cost.render("$ per million readings"))
         lines += [f"note: {n}" for n in self.notes]
         lines += [f"missing e.g. {m}" for m in v.missing_examples]
         code = self.exit_code()

@@ -66,7 +66,7 @@ def credentials_for(config: FleetConfig, targets: Targets) -> list[Credentials]:
 def _alarm_snapshot(cw: Any, topic: str | None) -> tuple[dict[str, str] | None, str | None]:
     try:
         return alarm_check.snapshot(cw, topic), None
-    except Exception as exc:  # unreachable or not permitted: the report says so, the run goes on
+    except Exception as exc:  # noqa: BLE001 - unreachable or not permitted: the report says so, the run goes on
         return None, f"{type(exc).__name__}: {exc}"
 
 
@@ -95,7 +95,7 @@ def run(
     try:
         cw = client("cloudwatch", targets)
         before, alarm_error = _alarm_snapshot(cw, targets.alarm_topic_arn)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to reach CloudWatch is reported, the run goes on
         alarm_error = f"{type(exc).__name__}: {exc}"
     run_started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
 
@@ -157,7 +157,7 @@ def run(
         try:
             table = ReadingsTable(client("dynamodb", targets), targets.readings_table, targets.devices_table)
             verification = verify(ledger, table, timeout_s=5.0 if interrupted else config.drain_timeout)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed verification is reported, never hides the run's report
             verification.error = f"{type(exc).__name__}: {exc}"
 
     changes = None
@@ -171,7 +171,7 @@ def run(
                 try:
                     transitions = alarm_check.history(client("cloudwatch", targets, max_attempts=1), run_started,
                                                       set(before) | set(after))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - history is optional; states are still compared
                     notes.append(f"alarm history unavailable ({type(exc).__name__}); compared states only")
             changes = alarm_check.changes(before, after, transitions)
 

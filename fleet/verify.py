@@ -4,20 +4,23 @@ A 202 only means the reading reached Kinesis; the processor stores it later.
 So the check first *waits* for the processor, then reads everything back once.
 
 Waiting must be cheap: on the emulator, reading an item back costs about as
-much as writing it (measured: Query ~0.4-0.8 ms per item, BatchGetItem ~1 ms,
-with thousands of items per device-range), so polling the readings table
-slowed down the very drain it was waiting for. The progress signal is instead
-the devices table's `latestTs`/`latestSeq` (docs/architecture.md), which the
+much as writing it (measured before readings were packed many to an item: Query
+~0.4-0.8 ms per item, BatchGetItem ~1 ms), so polling the readings table slowed
+down the very drain it was waiting for. The progress signal is instead the
+devices table's `latestTs`/`latestSeq` (docs/architecture.md), which the
 processor moves forward after it has written a batch's readings: one
 BatchGetItem of the run's devices per poll. Without a devices table, the
-readings table is polled with Select=COUNT (no items transferred).
+readings are read back through the reader and counted.
 
-Then one Query per device over this run's sort-key range counts:
+Then every device's readings over this run's time range are read back through
+the operators' reader (admin.readings: one Query on the sort key, items
+decoded, one reading per `(ts, seq)`), and counted:
 
 - missing: accepted but not stored (re-read until the deadline, since the signal
   only proves the *newest* reading of a device arrived);
-- duplicates: one `(ts, seq)` stored under more than one item (the table's key
-  design should make this impossible, so any is a bug);
+- duplicates: one `(ts, seq)` stored in more than one item. The fleet re-sends
+  a request unchanged, and identical readings get an identical item key, so any
+  is a bug in the idempotent key;
 - unexpected: a reading the API *rejected* (4xx) that is stored anyway;
 - corrupted: stored metrics that differ from what was sent.
 
@@ -28,10 +31,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Callable, Iterable, Protocol
+
+from admin.readings import StoredReading, read_readings
 
 from .devices import ReadingId
 from .ledger import Ledger
@@ -41,13 +44,6 @@ class QueryClient(Protocol):
     def query(self, **kwargs: Any) -> dict[str, Any]: ...
 
     def batch_get_item(self, **kwargs: Any) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class StoredReading:
-    ts: int
-    seq: int
-    metrics: dict[str, float]
 
 
 @dataclass
@@ -70,18 +66,8 @@ class Verification:
         return self.checked and not (self.missing or self.duplicates or self.unexpected or self.corrupted)
 
 
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, (Decimal, int, float, str)) else math.nan
-
-
-def _deserialise(item: dict[str, Any]) -> StoredReading:
-    """Low-level DynamoDB item -> StoredReading, reading only what the contract defines."""
-    metrics = {k: _number(v.get("N")) for k, v in item.get("metrics", {}).get("M", {}).items()}
-    return StoredReading(int(item["ts"]["N"]), int(item["seq"]["N"]), metrics)
-
-
 class ReadingsTable:
-    """Queries one device's readings in a timestamp range (sort key `f"{ts:013d}#{seq:010d}"`)."""
+    """One device's readings in a timestamp range, through the reader (admin.readings)."""
 
     def __init__(self, client: QueryClient, table_name: str, devices_table: str | None = None) -> None:
         self._client = client
@@ -89,37 +75,13 @@ class ReadingsTable:
         self._devices_table = devices_table
         self.signal_error: str | None = None
 
-    def _query(self, device_id: str, lo_ts: int, hi_ts: int) -> dict[str, Any]:
-        return {
-            "TableName": self._table,
-            "KeyConditionExpression": "#d = :d AND #k BETWEEN :lo AND :hi",
-            "ExpressionAttributeNames": {"#d": "deviceId", "#k": "readingKey"},
-            "ExpressionAttributeValues": {
-                ":d": {"S": device_id},
-                ":lo": {"S": f"{max(lo_ts, 0):013d}#"},
-                ":hi": {"S": f"{hi_ts:013d}#~"},  # '~' sorts after every digit
-            },
-            "ConsistentRead": True,
-        }
-
-    def _pages(self, kwargs: dict[str, Any]) -> Iterable[dict[str, Any]]:
-        while True:
-            page = self._client.query(**kwargs)
-            yield page
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
     def count(self, device_id: str, lo_ts: int, hi_ts: int) -> int:
-        """Items in the range, without transferring them."""
-        kwargs = {**self._query(device_id, lo_ts, hi_ts), "Select": "COUNT"}
-        return sum(int(page.get("Count", 0)) for page in self._pages(kwargs))
+        """Readings stored with lo_ts <= ts <= hi_ts."""
+        return len(self.fetch(device_id, lo_ts, hi_ts))
 
     def fetch(self, device_id: str, lo_ts: int, hi_ts: int) -> list[StoredReading]:
-        kwargs = self._query(device_id, lo_ts, hi_ts)
-        kwargs["ExpressionAttributeNames"].update({"#t": "ts", "#s": "seq", "#m": "metrics"})
-        kwargs["ProjectionExpression"] = "#t, #s, #m"
-        return [_deserialise(item) for page in self._pages(kwargs) for item in page.get("Items", [])]
+        """Readings with lo_ts <= ts <= hi_ts (strongly consistent: the check must see every write)."""
+        return list(read_readings(self._client, self._table, device_id, max(lo_ts, 0), hi_ts + 1, consistent=True))
 
     def latest_or_none(self, device_ids: list[str]) -> dict[str, ReadingId] | None:
         """`latest()`, or None when there is no usable devices table (then callers count instead)."""
@@ -127,7 +89,7 @@ class ReadingsTable:
             return None
         try:
             return self.latest(device_ids)
-        except Exception as exc:  # missing table, no permission: fall back for the rest of the run
+        except Exception as exc:  # noqa: BLE001 - missing table, no permission: fall back for the rest of the run
             self.signal_error = f"{type(exc).__name__}: {exc}"
             self._devices_table = None
             return None
@@ -165,20 +127,19 @@ def compare(ledger: Ledger, stored: dict[str, list[StoredReading]], into: Verifi
         accepted = ledger.accepted.get(device, {})
         rejected = ledger.rejected.get(device, set())
         items = stored.get(device, [])
-        counts = Counter((r.ts, r.seq) for r in items)
         by_id = {(r.ts, r.seq): r for r in items}
         into.expected += len(accepted)
         for rid, metrics in accepted.items():
-            if rid not in counts:
+            if rid not in by_id:
                 into.missing += 1
                 if len(into.missing_examples) < 5:
                     into.missing_examples.append(f"{device} ts={rid[0]} seq={rid[1]}")
                 continue
             into.stored += 1
-            into.duplicates += counts[rid] - 1
+            into.duplicates += by_id[rid].copies - 1
             if not _same(by_id[rid].metrics, metrics):
                 into.corrupted += 1
-        into.unexpected += sum(1 for rid in rejected if rid in counts and rid not in accepted)
+        into.unexpected += sum(1 for rid in rejected if rid in by_id and rid not in accepted)
     return into
 
 

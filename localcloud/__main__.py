@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--project-dir", type=Path, default=REPO_ROOT, help="the Pulumi project (default: this repo)")
     serve.add_argument("--state-dir", type=Path, default=None,
                        help="where stack.json and logs go (default: <project-dir>/.localcloud)")
+    from .drills.cli import add_parser as add_drill_parser
+
+    add_drill_parser(commands)
     return parser
 
 
@@ -79,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "drill":
+        from .drills.cli import main as drill
+
+        return drill(args)
     return EXIT_ERROR  # pragma: no cover - argparse rejects unknown commands
 
 

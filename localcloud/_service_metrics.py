@@ -11,11 +11,13 @@ lines into metrics and keeps them out of the function's log.
 Published (names and dimensions as in aws-facts.md section 1):
 - AWS/Kinesis (StreamName): PutRecords.TotalRecords/SuccessfulRecords/
   FailedRecords/ThrottledRecords, PutRecords.Success, PutRecord.Success,
-  WriteProvisionedThroughputExceeded (records rejected for throughput).
+  WriteProvisionedThroughputExceeded (records rejected for throughput),
+  IncomingRecords/IncomingBytes (records stored, at arrival; published only here).
 - AWS/DynamoDB: ThrottledRequests and SystemErrors (TableName+Operation),
   WriteThrottleEvents/ReadThrottleEvents (TableName; a partly throttled
   BatchWriteItem counts its UnprocessedItems here only), UserErrors (no
-  dimension), SuccessfulRequestLatency (TableName+Operation).
+  dimension), SuccessfulRequestLatency (TableName+Operation),
+  ConditionalCheckFailedRequests (TableName).
 Gap: calls made outside the workers (tests, the admin CLI) are not observed.
 """
 from __future__ import annotations
@@ -77,6 +79,9 @@ def _kinesis(event_name: str, **kwargs: Any) -> None:
                          r.get("ErrorCode") != "ProvisionedThroughputExceededException")
             ok = total - throttled - failed
             _emit("AWS/Kinesis", "PutRecords.Success", dims, 1.0)
+            stored = [entry for entry, result in zip(params.get("Records") or [], results, strict=False)
+                      if not result.get("ErrorCode")]
+            _incoming(dims, stored)
         else:
             throttled = total if code == "ProvisionedThroughputExceededException" else 0
             failed, ok = total - throttled, 0
@@ -90,8 +95,25 @@ def _kinesis(event_name: str, **kwargs: Any) -> None:
     elif operation == "PutRecord":
         success = code is None and 200 <= status < 300
         _emit("AWS/Kinesis", "PutRecord.Success", dims, 1.0 if success else 0.0)
+        if success:
+            _incoming(dims, [params])
         if code == "ProvisionedThroughputExceededException":
             _emit("AWS/Kinesis", "WriteProvisionedThroughputExceeded", dims, 1.0)
+
+
+def _incoming(dims: dict[str, str], entries: list[dict[str, Any]]) -> None:
+    """IncomingRecords/IncomingBytes: records successfully put, counted once, when they arrive
+    (a stream is counted whether or not anything reads it). Bytes are data plus partition key,
+    the size Kinesis counts against a record's limit."""
+    if not entries:
+        return
+    size = 0
+    for entry in entries:
+        data = entry.get("Data", b"")
+        size += len(data if isinstance(data, (bytes, bytearray)) else str(data).encode())
+        size += len(str(entry.get("PartitionKey", "")).encode())
+    _emit("AWS/Kinesis", "IncomingRecords", dims, float(len(entries)))
+    _emit("AWS/Kinesis", "IncomingBytes", dims, float(size), "Bytes")
 
 
 def _tables(params: dict[str, Any]) -> list[tuple[str, int]]:
@@ -128,7 +150,8 @@ def _dynamodb(event_name: str, **kwargs: Any) -> None:
         elif 400 <= status < 500 and code != "ConditionalCheckFailedException":
             _emit("AWS/DynamoDB", "UserErrors", {}, 1.0)
         elif code == "ConditionalCheckFailedException":
-            _emit("AWS/DynamoDB", "ConditionalCheckFailedRequests", op_dims, 1.0)
+            # TableName only: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/metrics-dimensions.html
+            _emit("AWS/DynamoDB", "ConditionalCheckFailedRequests", {"TableName": table}, 1.0)
 
 
 def install() -> None:
@@ -137,7 +160,7 @@ def install() -> None:
 
     if boto3.DEFAULT_SESSION is None:
         boto3.setup_default_session()
-    events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+    events = boto3.DEFAULT_SESSION.events
     events.register("before-parameter-build.kinesis", _before_call)
     events.register("before-parameter-build.dynamodb", _before_call)
     events.register("response-received.kinesis", _kinesis)

@@ -58,10 +58,13 @@ def _error(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def serve(requests: TextIO, responses: TextIO) -> None:
-    """Loop until stdin closes: the runner closes it to retire the environment."""
+def serve(requests: TextIO, responses: TextIO, usage: Any = None) -> None:
+    """Loop until stdin closes: the runner closes it to retire the environment.
+
+    ``usage``: the ``_invocation_usage`` module; each response then carries what the invocation
+    used (CPU time, AWS calls) for the cost meter."""
     sys.path.insert(0, os.getcwd())
-    handler = None
+    handler: Any = None
     init_error: dict[str, Any] | None = None
     try:
         handler = _load_handler(os.environ["_HANDLER"])
@@ -75,17 +78,20 @@ def serve(requests: TextIO, responses: TextIO) -> None:
         request_id = request["requestId"]
         print(f"START RequestId: {request_id} Version: $LATEST", flush=True)
         started = time.perf_counter()
+        invocation = usage.Invocation() if usage is not None else None
         if init_error is not None:
             encoded = json.dumps(init_error)
         else:
             try:
                 result = handler(request["event"], LambdaContext(request_id, request["deadlineMs"]))
-                encoded = json.dumps({"ok": True, "result": result})
+                reply: dict[str, Any] = {"ok": True, "result": result}
             except BaseException as exc:  # noqa: BLE001 - every handler failure becomes an error result
-                error = _error(exc)
-                print(json.dumps({"errorMessage": error["errorMessage"], "errorType": error["errorType"],
+                reply = _error(exc)
+                print(json.dumps({"errorMessage": reply["errorMessage"], "errorType": reply["errorType"],
                                   "requestId": request_id}), flush=True)
-                encoded = json.dumps(error)
+            if invocation is not None:
+                reply["usage"] = invocation.finish()
+            encoded = json.dumps(reply)
         sys.stdout.flush()
         sys.stderr.flush()
         duration = (time.perf_counter() - started) * 1000
@@ -98,15 +104,18 @@ def serve(requests: TextIO, responses: TextIO) -> None:
 def main() -> None:
     response_fd = int(sys.argv[1])
     if os.environ.get("LOCALCLOUD_SERVICE_METRICS") == "1":
-        import _service_metrics  # from this directory, before it leaves sys.path
+        import _service_metrics  # type: ignore[import-not-found]  # from this directory, before it leaves sys.path
 
         _service_metrics.install()
+    import _invocation_usage  # type: ignore[import-not-found]  # from this directory too: what each invocation used, for the cost meter
+
+    _invocation_usage.install()
     # The runner's module path must not shadow handler modules of the same name.
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # stdout is a TextIOWrapper here
     with os.fdopen(response_fd, "w", encoding="utf-8") as responses:
-        serve(sys.stdin, responses)
+        serve(sys.stdin, responses, _invocation_usage)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,14 @@ class LocalCloud:
         self.startup_seconds = time.monotonic() - began
         return self
 
+    def usage(self) -> dict[str, Any]:
+        """A snapshot of the cost meter (localcloud/meter.py); a run's usage is the delta of two."""
+        from .meter import collect
+
+        if self.stack is None or self.dataplane is None:
+            raise RuntimeError("the local cloud is not started")
+        return collect(self.stack, self.dataplane.meter)
+
     def stop(self) -> None:
         """Data plane first (it still talks to the emulator), then the emulator. Idempotent."""
         dataplane, self.dataplane = self.dataplane, None

@@ -56,22 +56,30 @@ def client_env(endpoint_url: str, region: str = DEFAULT_REGION) -> dict[str, str
     }
 
 
-def build_app(apply_fixes: bool = True) -> FaultInjector:
-    """The emulator's WSGI app: moto's dispatcher behind the fault injector."""
+def build_app(apply_fixes: bool = True) -> Any:
+    """The emulator's WSGI app: moto's dispatcher behind the cost meter, behind the fault injector,
+    behind IAM enforcement. A call IAM refuses never reaches fault rules or moto, as on AWS; a call
+    the injector refuses never reaches moto, so AWS would not bill it and neither does the meter."""
+    from . import meter_emulator
+
+    meter_emulator.install()
     if apply_fixes:
         from . import emulator_patches
 
         emulator_patches.apply()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return FaultInjector(DomainDispatcherApplication(create_backend_app))
+    from .iam_enforcer import IamEnforcer
+    from .xray_sink import XRaySink
+
+    return IamEnforcer(XRaySink(FaultInjector(meter_emulator.MeterApp(DomainDispatcherApplication(create_backend_app)))))
 
 
 #: moto backends the pipeline uses; names as in moto.backend_index.
 WARM_SERVICES = ("kinesis", "dynamodb", "iam", "logs", "awslambda", "apigateway", "sqs", "sns", "cloudwatch", "kms", "sts")
 
 
-def warm_up(app: FaultInjector, region: str = DEFAULT_REGION) -> float:
+def warm_up(app: Any, region: str = DEFAULT_REGION) -> float:
     """Build moto's per-service apps and backends ahead of the first request.
 
     moto does both lazily on a service's first request, under the dispatcher's
@@ -89,13 +97,13 @@ def warm_up(app: FaultInjector, region: str = DEFAULT_REGION) -> float:
             if service not in dispatcher.app_instances:
                 dispatcher.app_instances[service] = dispatcher.create_app(service)
         try:
-            get_backend(service)[ACCOUNT_ID][region]  # type: ignore[call-overload]
+            get_backend(service)[ACCOUNT_ID][region]  # type: ignore[call-overload]  # moto's backend dict is typed by service literal
         except (KeyError, ValueError):
             pass  # a global service keyed differently (iam: "aws"); its app is warm anyway
     return time.perf_counter() - started
 
 
-def _make_server(host: str, port: int, app: FaultInjector) -> Any:
+def _make_server(host: str, port: int, app: Any) -> Any:
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 

@@ -16,11 +16,13 @@ Rule fields: ``target`` (the X-Amz-Target header, e.g.
 given without it), ``rate`` (the fraction of matching calls affected, drawn at
 random per call, default 1: ``"rate": 0.1`` is sustained throttling of a tenth
 of the calls), ``seconds`` (the rule ends this long after it was added: a
-burst), and either ``error`` (+
-optional ``message``, ``status`` default 400): answer with that AWS error
-without calling moto, or ``failRecords`` (PutRecords only: indexes of entries
-that fail with ``error`` default ProvisionedThroughputExceededException; they
-are not stored and the call answers 200, as AWS does).
+burst), optional ``delayMs`` (hold the call that long first: a slow
+dependency), and either ``error`` (+ optional ``message``, ``status`` default
+400): answer with that AWS error without calling moto, or ``failRecords``
+(PutRecords only: indexes of entries that fail with ``error`` default
+ProvisionedThroughputExceededException; they are not stored and the call
+answers 200, as AWS does), or neither with ``delayMs``: the call then reaches
+moto after the delay.
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ class FaultRule:
     message: str = "injected by localcloud"
     status: int = 400
     fail_records: tuple[int, ...] = field(default_factory=tuple)
+    delay_ms: int = 0
     rate: float = 1.0
     expires_at: float | None = None  # time.monotonic() after which the rule is gone
 
@@ -77,6 +80,9 @@ class FaultRule:
             raise FaultRuleError("'rate' must be a fraction of calls in (0, 1]")
         fail_records = raw.get("failRecords")
         error = raw.get("error")
+        delay_ms = raw.get("delayMs", 0)
+        if not isinstance(delay_ms, int) or isinstance(delay_ms, bool) or not 0 <= delay_ms <= 900_000:
+            raise FaultRuleError("'delayMs' must be an integer from 0 to 900000")
         if fail_records is not None:
             if not target.endswith(".PutRecords"):
                 raise FaultRuleError("'failRecords' applies only to a PutRecords target")
@@ -85,8 +91,10 @@ class FaultRule:
             ):
                 raise FaultRuleError("'failRecords' must be a list of record indexes >= 0")
             error = error or "ProvisionedThroughputExceededException"
+        elif error is None and delay_ms > 0:
+            pass  # a slow call that then succeeds
         elif not isinstance(error, str) or not error:
-            raise FaultRuleError("give either 'error' (an AWS error code) or 'failRecords'")
+            raise FaultRuleError("give 'error' (an AWS error code), 'failRecords' or 'delayMs'")
         status = raw.get("status", 400)
         if not isinstance(status, int) or not 400 <= status <= 599:
             raise FaultRuleError("'status' must be an HTTP error status (400-599)")
@@ -98,6 +106,7 @@ class FaultRule:
             message=str(raw.get("message", "injected by localcloud")),
             status=status,
             fail_records=tuple(sorted(set(fail_records or ()))),
+            delay_ms=delay_ms,
             rate=float(rate),
             expires_at=None if seconds is None else (time.monotonic() if now is None else now) + float(seconds),
         )
@@ -106,6 +115,8 @@ class FaultRule:
         out: dict[str, Any] = {"id": self.id, "target": self.target, "times": self.times, "error": self.error}
         if self.fail_records:
             out["failRecords"] = list(self.fail_records)
+        if self.delay_ms:
+            out["delayMs"] = self.delay_ms
         if self.rate < 1:
             out["rate"] = self.rate
         if self.expires_at is not None:
@@ -132,6 +143,10 @@ class FaultInjector:
         target = environ.get("HTTP_X_AMZ_TARGET")
         rule = self._take(target) if target else None
         if rule is None:
+            return self._app(environ, start_response)
+        if rule.delay_ms:
+            time.sleep(rule.delay_ms / 1000)
+        if rule.error is None:
             return self._app(environ, start_response)
         if rule.fail_records:
             return self._partial_put_records(rule, environ, start_response)

@@ -34,7 +34,7 @@ from typing import Any, Callable
 _APPLIED = False
 
 
-class SortedRecords(OrderedDict):  # type: ignore[type-arg]
+class SortedRecords(OrderedDict):
     """Shard records that also keep their sequence numbers in a sorted list.
 
     Moto only ever inserts increasing sequence numbers, so the list is normally
@@ -81,7 +81,7 @@ def _locked(method: Callable[..., Any], lock: threading.RLock) -> Callable[..., 
         with lock:
             return method(*args, **kwargs)
 
-    wrapper.__localcloud_locked__ = True  # type: ignore[attr-defined]
+    wrapper.__localcloud_locked__ = True  # type: ignore[attr-defined]  # a marker against patching twice
     return wrapper
 
 
@@ -111,7 +111,7 @@ def apply() -> None:
     shard_cls = models.Shard
     original_init = shard_cls.__init__
 
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807 - replaces the shard class's __init__
         original_init(self, *args, **kwargs)
         self.records = SortedRecords()
 

@@ -119,13 +119,15 @@ class AccessLog:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(path, "a", encoding="utf-8", buffering=1)
 
-    def write(self, variables: dict[str, Any]) -> None:
+    def write(self, variables: dict[str, Any]) -> int:
+        """Append one line; returns its size in bytes (0 when the stage has no access log)."""
         if self._file is None or self.fmt is None:
-            return
-        line = self.VARIABLE.sub(lambda m: _fmt(variables.get(m.group(1))), self.fmt)
+            return 0
+        line = self.VARIABLE.sub(lambda m: _fmt(variables.get(m.group(1))), self.fmt).replace("\n", " ") + "\n"
         with self._lock:
             if not self._file.closed:
-                self._file.write(line.replace("\n", " ") + "\n")
+                self._file.write(line)
+        return len(line.encode())
 
     def close(self) -> None:
         with self._lock:
@@ -165,9 +167,11 @@ class Gateway:
     def __init__(self, api: ApiSpec, runner: LambdaRunner, functions: dict[str, FunctionSpec], *,
                  region: str, host: str = "127.0.0.1", port: int = 0, sink: MetricSink | None = None,
                  log_dir: Path | None = None, account_id: str = ACCOUNT_ID,
-                 clock: Callable[[], float] = time.monotonic, limits: FrontDoorLimits | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, limits: FrontDoorLimits | None = None,
+                 meter: Any = None) -> None:
         _check_supported(api)
         self.limits = limits or FrontDoorLimits()
+        self.meter = meter  # localcloud.meter.UsageMeter: every answered request is a billed one
         self.api = api
         self.runner = runner
         self.functions = functions
@@ -203,7 +207,7 @@ class Gateway:
     @property
     def url(self) -> str:
         host = self._server.server_address[0]
-        return f"http://{host}:{self.port}"
+        return f"http://{host}:{self.port}"  # type: ignore[str-bytes-safe]  # AF_INET: the host is a str
 
     def start(self) -> None:
         if self._thread is None:
@@ -262,7 +266,10 @@ class Gateway:
         response.headers.append(("apigw-requestid", request.request_id))
         variables.update({"status": response.status, "responseLength": len(response.body),
                           "responseLatency": round(latency_ms)})
-        self.access_log.write(variables)
+        logged = self.access_log.write(variables)
+        if self.meter is not None:
+            self.meter.http_request(len(request.body))
+            self.meter.log_bytes(f"api-access-{self.api.api_id}", logged)
         self.sink.put("AWS/ApiGateway", "Count", self._dims, 1.0, "Count")
         self.sink.put("AWS/ApiGateway", "4xx", self._dims, 1.0 if 400 <= response.status < 500 else 0.0, "Count")
         self.sink.put("AWS/ApiGateway", "5xx", self._dims, 1.0 if response.status >= 500 else 0.0, "Count")
@@ -467,7 +474,7 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             try:
                 if not self._first:  # keep-alive: wait for the next request's first byte, then time its headers
                     self._reader.deadline = time.monotonic() + limits.idle_timeout_s
-                    if not self.rfile.peek(1):
+                    if not self.rfile.peek(1):  # type: ignore[attr-defined]  # rfile is a BufferedReader here
                         self.close_connection = True
                         return
                     self._reader.deadline = time.monotonic() + limits.header_timeout_s
@@ -509,7 +516,7 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             request = request_with(body)
             try:
                 response = gateway.handle(request)
-            except Exception:  # noqa: BLE001 - a bug here must still answer like API Gateway does
+            except Exception:  # a bug here must still answer like API Gateway does
                 log.exception("gateway failed on %s %s", self.command, path)
                 response = ev.gateway_error(500, "Internal Server Error")
             self._send(response)
@@ -535,6 +542,6 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(response.body)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815 - http.server dispatches on these names
 
     return Handler

@@ -106,7 +106,7 @@ class DeadlineReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # typeshed declares a wider buffer type
         remaining = self.deadline - self._clock()
         if remaining <= 0:
             raise TimeoutError("read deadline passed")

@@ -9,8 +9,9 @@ on the emulator. Raw samples are also kept in memory for a bounded time, because
 the emulator cannot compute percentiles (aws-facts.md section 7).
 
 Alarms: ``evaluate_alarms(now)`` reads the alarms back from the emulator with
-``describe_alarms``, computes each alarm's statistic per period over the
-evaluation range ending at ``now`` (math in ``alarms.py``), writes changed
+``describe_alarms``, computes each alarm's statistic for its last N complete
+periods, fixed and aligned to the period boundary as CloudWatch's are (``periods``;
+math in ``alarms.py``), writes changed
 states with ``set_alarm_state`` and publishes AWS's alarm notification JSON to
 each action topic. A background thread calls it every ``evaluation_interval_s``.
 The statistics come from the samples held here (per-second aggregates kept for
@@ -25,13 +26,15 @@ section 1). Periods are the declared ones, multiplied by ``time_scale``
 ``ignore`` keeps its state while its newest period has fewer samples than CloudWatch's
 minimum (``alarms.low_sample_minimum``; with a time scale, the count a full period would
 have at the same rate). SQS queue depth (AWS/SQS) is sampled from the
-emulator at each evaluation for the queues in ``queue_urls``. Metric-math and anomaly-detection
-alarms are skipped (logged), because nothing in this project declares them.
+emulator at each evaluation for the queues in ``queue_urls``. Metric-math alarms are evaluated
+for the subset in ``metric_math.py`` (FILL, IF, comparisons, arithmetic); other expressions and
+anomaly-detection alarms are skipped (logged once).
 """
 from __future__ import annotations
 
 import collections
 import json
+import math
 import logging
 import threading
 import time
@@ -41,7 +44,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from . import alarms
+from . import alarms, metric_math
+from .aws_metrics import TIME_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +102,18 @@ def _iso(ts: float) -> str:
 class Monitor:
     def __init__(self, endpoint_url: str, region: str, *, flush_interval_s: float = 1.0,
                  evaluation_interval_s: float = 10.0, account_id: str = "123456789012",
-                 time_scale: float = 1.0, queue_urls: tuple[str, ...] = ()) -> None:
+                 time_scale: float = 1.0, queue_urls: tuple[str, ...] = (), count_rates: bool = False,
+                 time_threshold_scale: float = 1.0) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be > 0")
+        if time_threshold_scale <= 0:
+            raise ValueError("time_threshold_scale must be > 0")
+        # Drills run a whole cloud time-scaled: a scaled period sees time_scale of a real period's
+        # events, so with count_rates a Sum/SampleCount is judged as the count a real period would
+        # have at the same rate (value / time_scale), and thresholds on durations (Duration,
+        # IteratorAge, Latency) are multiplied by time_threshold_scale.
+        self.count_rates = count_rates
+        self.time_threshold_scale = time_threshold_scale
         self.region = region
         self.time_scale = time_scale
         self.queue_urls = tuple(dict.fromkeys(queue_urls))
@@ -138,7 +151,7 @@ class Monitor:
             if series is None:
                 series = self._series[series_key] = {}
             _merge(series, second, value)
-            self._totals[key] += value
+            self._totals[key] += value  # type: ignore[assignment]  # Counter sums floats; typeshed types counts as int
             raw = self._raw.get(series_key)
             if raw is None:
                 raw = self._raw[series_key] = collections.deque(maxlen=RAW_MAX_SAMPLES)
@@ -149,6 +162,11 @@ class Monitor:
         dims = tuple(sorted(dimensions.items()))
         with self._lock:
             return sum(v for (ns, n, d, _), v in self._totals.items() if (ns, n, d) == (namespace, name, dims))
+
+    def published(self) -> set[tuple[str, str, tuple[str, ...]]]:
+        """Every (namespace, metric, dimension names) put so far (for the metric audit)."""
+        with self._lock:
+            return {(ns, n, tuple(k for k, _ in d)) for ns, n, d, _ in self._totals}
 
     def flush(self) -> int:
         """Send pending aggregates as statistic sets; returns the number of datums sent."""
@@ -172,7 +190,7 @@ class Monitor:
                 try:
                     self._cw.put_metric_data(Namespace=namespace, MetricData=chunk)
                     sent += len(chunk)
-                except Exception:  # noqa: BLE001 - the emulator may be stopping; count, don't crash
+                except Exception:  # the emulator may be stopping; count, don't crash
                     self.flush_failures += 1
                     log.warning("put_metric_data failed for %s", namespace, exc_info=True)
         return sent
@@ -215,7 +233,7 @@ class Monitor:
                 attrs = self._sqs.get_queue_attributes(
                     QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
                                                   "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-            except Exception:  # noqa: BLE001 - a deleted queue must not stop the evaluation
+            except Exception:  # a deleted queue must not stop the evaluation
                 log.debug("cannot sample %s", url, exc_info=True)
                 continue
             dims = {"QueueName": url.rstrip("/").rsplit("/", 1)[-1]}
@@ -251,31 +269,84 @@ class Monitor:
         return found
 
     def periods(self, alarm: dict[str, Any], now: float) -> list[tuple[float | None, int]]:
-        """(statistic, sample count) for each of the alarm's last N periods, oldest first."""
-        if not alarm.get("MetricName") or alarm.get("Metrics"):
-            raise alarms.UnsupportedAlarm("metric math alarms are not evaluated locally")
-        period = float(alarm["Period"]) * self.time_scale
-        n = int(alarm["EvaluationPeriods"])
-        # Windows end just after ``now`` so samples of the current second count; with a time
-        # scale below 1 (demos and tests) the windows are fractions of a second, so keep them exact.
-        end = int(now) + 1 if self.time_scale == 1.0 else now
+        """(statistic, sample count) for each of the alarm's last N complete periods, oldest first.
+
+        CloudWatch aggregates a metric into fixed periods aligned to the period boundary (a 60 s
+        period runs from :00 to :00 of each minute) and an evaluation looks at the newest N
+        *complete* periods: an alarm evaluated at 11:26:05 reports datapoints for 11:23, 11:24 and
+        11:25. The evaluation window slides by whole periods as time passes, so a datapoint's value
+        never changes once its period is over; a window sliding with the clock instead re-cuts the
+        same samples into new buckets and can go ALARM -> OK -> ALARM after a fault has stopped.
+        https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-evaluation.html
+        https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-evaluation-window.html
+        No evaluation delay is modelled: samples here are stamped when they reach the monitor, so a
+        period is final as soon as it ends (on AWS, late-arriving datapoints can still change it).
+        With a time scale, periods are aligned to multiples of the scaled period since the epoch.
+        """
+        if alarm.get("Metrics"):
+            return self._math_periods(alarm, now)
+        if not alarm.get("MetricName"):
+            raise alarms.UnsupportedAlarm("an alarm without a metric is not evaluated locally")
         dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+        return self._metric_periods(alarm["Namespace"], alarm["MetricName"], dims,
+                                    alarm.get("ExtendedStatistic") or alarm["Statistic"],
+                                    int(alarm["Period"]), int(alarm["EvaluationPeriods"]), now)
+
+    def _metric_periods(self, namespace: str, name: str, dims: dict[str, str], stat: str, declared_period: int,
+                        n: int, now: float) -> list[tuple[float | None, int]]:
+        period = float(declared_period) * self.time_scale
+        end = math.floor(now / period) * period  # the newest complete period ends here
+        if self.time_scale == 1.0:
+            end = float(int(end))
         values: list[tuple[float | None, int]] = []
         for i in range(n - 1, -1, -1):
             w_end = end - i * period
             w_start = w_end - period
-            agg, raw = self.window(alarm["Namespace"], alarm["MetricName"], dims, w_start, w_end)
+            agg, raw = self.window(namespace, name, dims, w_start, w_end)
             if self.time_scale != 1.0:
                 agg = [float(len(raw)), sum(raw), min(raw), max(raw)] if raw else []
-            if alarm.get("ExtendedStatistic"):
-                values.append((alarms.statistic(alarm["ExtendedStatistic"], raw), len(raw)))
+            if stat.startswith("p"):
+                values.append((alarms.statistic(stat, raw), len(raw)))
             else:
-                values.append((_from_aggregate(alarm["Statistic"], agg), int(agg[0]) if agg else 0))
+                values.append((_from_aggregate(stat, agg), int(agg[0]) if agg else 0))
         return values
 
-    def _evaluate_one(self, alarm: dict[str, Any], now: float) -> dict[str, Any] | None:
-        periods = self.periods(alarm, now)
-        values = [value for value, _ in periods]
+    def _math_periods(self, alarm: dict[str, Any], now: float) -> list[tuple[float | None, int]]:
+        """A metric-math alarm: each query's statistic per period, then the returned expression
+        per period (the subset in metric_math.py). Sum/SampleCount inputs are judged as rates
+        under ``count_rates``, like single-metric alarms."""
+        queries = alarm["Metrics"]
+        returned = [q for q in queries if q.get("ReturnData")]
+        if len(returned) != 1 or not returned[0].get("Expression"):
+            raise alarms.UnsupportedAlarm("a metric-math alarm must return exactly one expression")
+        try:
+            expression = metric_math.compile_expression(returned[0]["Expression"])
+        except metric_math.UnsupportedExpression as exc:
+            raise alarms.UnsupportedAlarm(str(exc)) from None
+        n = int(alarm["EvaluationPeriods"])
+        series: dict[str, list[float | None]] = {}
+        counts = [0] * n
+        for query in queries:
+            stat_query = query.get("MetricStat")
+            if not stat_query:
+                continue
+            metric = stat_query["Metric"]
+            dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+            periods = self._metric_periods(metric["Namespace"], metric["MetricName"], dims, stat_query["Stat"],
+                                           int(stat_query["Period"]), n, now)
+            scale = self.time_scale if self.count_rates and stat_query["Stat"] in ("Sum", "SampleCount") else 1.0
+            series[query["Id"]] = [None if v is None else v / scale for v, _ in periods]
+            counts = [c + k for c, (_, k) in zip(counts, periods, strict=False)]
+        return [(expression({k: v[i] for k, v in series.items()}), counts[i]) for i in range(n)]
+
+    def decide(self, alarm: dict[str, Any], now: float) -> alarms.Decision | None:
+        """The alarm's state at ``now`` from its complete periods; None when the state is kept
+        without a decision (a percentile over too few samples with EvaluateLowSampleCountPercentile
+        ``ignore``). Pure apart from reading the samples held here."""
+        return self._decide(alarm, now, self.periods(alarm, now))
+
+    def _decide(self, alarm: dict[str, Any], now: float,
+                periods: list[tuple[float | None, int]]) -> alarms.Decision | None:
         minimum = alarms.low_sample_minimum(alarm.get("ExtendedStatistic") or "")
         if minimum is not None and alarm.get("EvaluateLowSampleCountPercentile") == "ignore":
             # A scaled period (time_scale < 1) sees that fraction of a real period's requests:
@@ -284,16 +355,30 @@ class Monitor:
             if 0 < newest < minimum:
                 return None  # too few samples for this percentile: the state does not change
         n = int(alarm["EvaluationPeriods"])
-        decision = alarms.decide(
-            values, threshold=float(alarm["Threshold"]), operator=alarm["ComparisonOperator"],
+        values = [value for value, _ in periods]
+        threshold = float(alarm["Threshold"])
+        if self.count_rates and alarm.get("Statistic") in ("Sum", "SampleCount"):
+            values = [None if v is None else v / self.time_scale for v in values]
+        if (alarm.get("Namespace"), alarm.get("MetricName")) in TIME_METRICS:
+            threshold *= self.time_threshold_scale
+        return alarms.decide(
+            values, threshold=threshold,
+            operator=alarm["ComparisonOperator"],
             datapoints_to_alarm=int(alarm.get("DatapointsToAlarm") or n),
             treat_missing=alarm.get("TreatMissingData", "missing"), current_state=alarm["StateValue"])
+
+    def _evaluate_one(self, alarm: dict[str, Any], now: float) -> dict[str, Any] | None:
+        periods = self.periods(alarm, now)
+        decision = self._decide(alarm, now, periods)
+        if decision is None:
+            return None
+        values = [value for value, _ in periods]
         old = alarm["StateValue"]
         if decision.state == old:
             return None
         reason_data = json.dumps({"version": "1.0", "queryDate": _iso(now),
                                   "statistic": alarm.get("Statistic") or alarm.get("ExtendedStatistic"),
-                                  "period": alarm["Period"], "threshold": alarm["Threshold"],
+                                  "period": alarm.get("Period"), "threshold": alarm["Threshold"],
                                   "recentDatapoints": [v for v in values if v is not None]})
         self._cw.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=decision.state,
                                  StateReason=decision.reason[:1023], StateReasonData=reason_data)
@@ -309,7 +394,7 @@ class Monitor:
                 try:
                     self._sns.publish(TopicArn=arn, Subject=subject, Message=json.dumps(message))
                     self.notifications_sent += 1
-                except Exception:  # noqa: BLE001 - a missing topic must not stop the other alarms
+                except Exception:  # a missing topic must not stop the other alarms
                     log.warning("could not notify %s", arn, exc_info=True)
         return message
 
@@ -319,6 +404,13 @@ class Monitor:
 
         https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html
         """
+        if alarm.get("Metrics"):  # a metric-math alarm's trigger lists its queries instead
+            return self._notification_body(alarm, old, decision, now, {
+                "Metrics": alarm["Metrics"], "EvaluationPeriods": alarm["EvaluationPeriods"],
+                "DatapointsToAlarm": alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"]),
+                "ComparisonOperator": alarm["ComparisonOperator"], "Threshold": alarm["Threshold"],
+                "TreatMissingData": alarm.get("TreatMissingData", "missing"),
+                "EvaluateLowSampleCountPercentile": ""})
         trigger: dict[str, Any] = {
             "MetricName": alarm["MetricName"], "Namespace": alarm["Namespace"],
             "StatisticType": "ExtendedStatistic" if alarm.get("ExtendedStatistic") else "Statistic",
@@ -331,6 +423,10 @@ class Monitor:
             "TreatMissingData": alarm.get("TreatMissingData", "missing"),
             "EvaluateLowSampleCountPercentile": alarm.get("EvaluateLowSampleCountPercentile", ""),
         }
+        return self._notification_body(alarm, old, decision, now, trigger)
+
+    def _notification_body(self, alarm: dict[str, Any], old: str, decision: alarms.Decision, now: float,
+                           trigger: dict[str, Any]) -> dict[str, Any]:
         return {
             "AlarmName": alarm["AlarmName"], "AlarmDescription": alarm.get("AlarmDescription"),
             "AWSAccountId": self.account_id,
@@ -358,14 +454,14 @@ class Monitor:
         while not self._stop.wait(self.flush_interval_s):
             try:
                 self.flush()
-            except Exception:  # noqa: BLE001 - keep the loop alive
+            except Exception:  # keep the loop alive
                 log.warning("metric flush failed", exc_info=True)
 
     def _eval_loop(self) -> None:
         while not self._stop.wait(self.evaluation_interval_s):
             try:
                 self.evaluate_alarms()
-            except Exception:  # noqa: BLE001 - keep the loop alive
+            except Exception:  # keep the loop alive
                 log.warning("alarm evaluation failed", exc_info=True)
 
     def stop(self) -> None:

@@ -27,10 +27,12 @@ services-kinesis-batchfailurereporting.html, kinesis-on-failure-destination.html
 Local limits: ``AT_TIMESTAMP`` starts at TRIM_HORIZON because the spec carries no timestamp;
 shards are re-listed every ``relist_interval_s`` so resharding is followed.
 Metrics: AWS/Lambda IteratorAge (age of the last record of each batch) and
-DestinationDeliveryFailures; AWS/Kinesis IncomingRecords/IncomingBytes (stamped
-when the reader sees each record, one poll after its arrival; a stream without a
-mapping publishes none) and GetRecords.IteratorAgeMilliseconds, observed by the
-reader when ``observe_stream`` is set (one mapping per stream, to count once).
+DestinationDeliveryFailures; AWS/Kinesis GetRecords.IteratorAgeMilliseconds, observed
+by the reader when ``observe_stream`` is set (one mapping per stream, to count once):
+as Kinesis computes it, the age of the last record a GetRecords call returned, 0 for a
+call that found nothing new (caught up). A reader that stops reading publishes nothing.
+IncomingRecords/IncomingBytes are published where records are put (_service_metrics.py),
+not here, so they are counted once and also while nothing reads the stream.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .model import MappingSpec
-from .monitor import aws_client
+from .iam_identity import Credentials, role_client
 from .runner import LambdaRunner, MetricSink, NullSink
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,17 @@ class _Lane:
             return batch
 
 
+def read_age_ms(records: list[StreamRecord], now: float | None = None) -> float:
+    """GetRecords.IteratorAgeMilliseconds for one call: "the difference between the current time
+    and when the last record of the GetRecords call was written to the stream"; 0 when the call
+    returned nothing (the reader is at the tip).
+    https://docs.aws.amazon.com/streams/latest/dev/monitoring-with-cloudwatch.html
+    (moto's MillisBehindLatest stays 0 however far behind a reader is, so it is not used.)"""
+    if not records:
+        return 0.0
+    return max(0.0, ((time.time() if now is None else now) - records[-1].arrival) * 1000)
+
+
 def _iso_ms(ts: float) -> str:
     dt = datetime.fromtimestamp(ts, tz=timezone.utc)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
@@ -123,6 +136,7 @@ def _iso_ms(ts: float) -> str:
 class StreamPoller:
     def __init__(self, mapping: MappingSpec, runner: LambdaRunner, *, endpoint_url: str, region: str,
                  sink: MetricSink | None = None, role_arn: str | None = None, observe_stream: bool = True,
+                 credentials: Credentials | None = None,
                  poll_interval_s: float = 0.1, retry_backoff_s: float = 0.05,
                  relist_interval_s: float = 10.0, max_idle_poll_s: float = 0.5) -> None:
         self.mapping = mapping
@@ -135,9 +149,10 @@ class StreamPoller:
         self.retry_backoff_s = retry_backoff_s
         self.relist_interval_s = relist_interval_s
         self.max_idle_poll_s = max(poll_interval_s, max_idle_poll_s)
-        self._kinesis = aws_client("kinesis", endpoint_url, region)
-        self._sqs = aws_client("sqs", endpoint_url, region)
-        self._sns = aws_client("sns", endpoint_url, region)
+        # Lambda reads the stream and sends to the on-failure destination with the function's role.
+        self._kinesis = role_client("kinesis", endpoint_url, region, credentials)
+        self._sqs = role_client("sqs", endpoint_url, region, credentials)
+        self._sns = role_client("sns", endpoint_url, region, credentials)
         self._stop = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
         self._initial: dict[str, str] = {}
@@ -147,6 +162,8 @@ class StreamPoller:
         self._stream_dims = {"StreamName": mapping.stream_name}
         self.stats: collections.Counter[str] = collections.Counter()
         self._stats_lock = threading.Lock()
+        self._enabled = threading.Event()  # UpdateEventSourceMapping Enabled (set_enabled)
+        self._enabled.set()
 
     # ---- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -157,7 +174,7 @@ class StreamPoller:
             try:
                 for shard_id in self._list_shards():
                     self._initial[shard_id] = self._iterator(shard_id, None)
-            except Exception:  # noqa: BLE001 - the supervisor retries listing
+            except Exception:  # the supervisor retries listing
                 log.warning("could not open %s at start", self.mapping.stream_name, exc_info=True)
             self._supervisor = threading.Thread(target=self._supervise, daemon=True,
                                                 name=f"esm-{self.mapping.uuid[:8]}")
@@ -172,6 +189,14 @@ class StreamPoller:
             thread.join(timeout=10)
         self._threads.clear()
 
+    def set_enabled(self, enabled: bool) -> None:
+        """UpdateEventSourceMapping ``Enabled``: a disabled mapping neither reads nor invokes (a
+        batch being invoked finishes); enabling it resumes where it stopped, as on AWS."""
+        if enabled:
+            self._enabled.set()
+        else:
+            self._enabled.clear()
+
     def _count(self, key: str, n: int = 1) -> None:
         with self._stats_lock:
             self.stats[key] += n
@@ -185,7 +210,7 @@ class StreamPoller:
                                                   name=f"esm-{self.mapping.stream_name}-{shard_id}")
                         self._threads[shard_id] = thread
                         thread.start()
-            except Exception:  # noqa: BLE001 - emulator hiccup; try again next round
+            except Exception:  # emulator hiccup; try again next round
                 log.warning("list_shards failed for %s", self.mapping.stream_name, exc_info=True)
             self._stop.wait(self.relist_interval_s)
 
@@ -230,31 +255,39 @@ class StreamPoller:
         iterator: str | None = self._initial.pop(shard_id, None)
         last_read: str | None = None
         idle_wait = self.poll_interval_s
-        backlog_cap = max(1000, 4 * self.mapping.batch_size) * len(lanes)
+        # Read ahead at most two batches per lane, as Lambda's poller reads a batch at a time: a
+        # consumer that falls behind leaves its backlog on the stream, where it is old when read.
+        backlog_cap = max(100, 2 * self.mapping.batch_size) * len(lanes)
         window = float(self.mapping.batching_window_s or 0)
         while not self._stop.is_set():
-            if sum(len(lane) for lane in lanes) >= backlog_cap:
+            if not self._enabled.is_set():
+                self._stop.wait(self.poll_interval_s)
+                continue
+            backlog = sum(len(lane) for lane in lanes)
+            if backlog >= backlog_cap:
                 self._stop.wait(self.poll_interval_s)  # the function is behind: stop reading ahead
                 continue
             try:
                 if iterator is None:
                     iterator = self._iterator(shard_id, last_read)
-                response = self._kinesis.get_records(ShardIterator=iterator, Limit=10000)
+                # Read no more than there is room for: a reader that is behind then reads old
+                # records, and their age is the stream's iterator age, as on AWS.
+                response = self._kinesis.get_records(ShardIterator=iterator,
+                                                     Limit=max(1, min(10000, backlog_cap - backlog)))
                 iterator = response.get("NextShardIterator")
                 fresh = [StreamRecord(shard_id, r["SequenceNumber"], r["PartitionKey"], r["Data"],
                                       r["ApproximateArrivalTimestamp"].timestamp())
                          for r in response.get("Records", [])]
-                if self.observe_stream and "MillisBehindLatest" in response:
+                if self.observe_stream:
                     self.sink.put("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", self._stream_dims,
-                                  float(response["MillisBehindLatest"]), "Milliseconds")
-            except Exception:  # noqa: BLE001 - expired iterator or emulator hiccup: re-open after last read
+                                  read_age_ms(fresh), "Milliseconds")
+            except Exception:
                 log.warning("reading %s/%s failed", self.mapping.stream_name, shard_id, exc_info=True)
                 iterator = None
                 self._stop.wait(0.5)
                 continue
             if fresh:
                 last_read = fresh[-1].sequence_number
-                self._observe(fresh)
                 for record in fresh:
                     lanes[lane_of(record.partition_key, len(lanes))].add(record)
             if iterator is None:
@@ -273,6 +306,9 @@ class StreamPoller:
         """Batches of one lane, strictly in order: per-partition-key order is kept."""
         window = float(self.mapping.batching_window_s or 0)
         while not self._stop.is_set():
+            if not self._enabled.is_set():
+                self._stop.wait(self.poll_interval_s)
+                continue
             batch = lane.next_batch(self.mapping.batch_size, window, self._take_batch, self._stop)
             if batch is None:
                 return
@@ -290,14 +326,6 @@ class StreamPoller:
             size += cost
             batch.append(record)
         return batch
-
-    def _observe(self, records: list[StreamRecord]) -> None:
-        if not self.observe_stream:
-            return
-        for record in records:
-            self.sink.put("AWS/Kinesis", "IncomingRecords", self._stream_dims, 1.0, "Count")
-            self.sink.put("AWS/Kinesis", "IncomingBytes", self._stream_dims,
-                          float(len(record.data) + len(record.partition_key)), "Bytes")
 
     # ---- invoking ------------------------------------------------------------------------
     def event(self, records: list[StreamRecord]) -> dict[str, Any]:
@@ -442,7 +470,7 @@ class StreamPoller:
                             self.mapping.stream_name, condition)
                 return
             self._count("destination_deliveries")
-        except Exception:  # noqa: BLE001 - as on AWS, a failed delivery is counted and the shard moves on
+        except Exception:  # as on AWS, a failed delivery is counted and the shard moves on
             log.warning("on-failure delivery failed", exc_info=True)
             self.sink.put("AWS/Lambda", "DestinationDeliveryFailures", self._lambda_dims, 1.0, "Count")
             self._count("destination_failures")

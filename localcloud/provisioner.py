@@ -273,7 +273,7 @@ def _make_mocks(ctx: Context) -> Any:
             ctx.record(request, physical_id, state)
             return physical_id, state
 
-        def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]  # the SDK declares a narrower return than it accepts
             # A plain dict is the SDK's "no check failures" form.
             if args.token == "aws:index/getRegion:getRegion":
                 return {"name": ctx.region, "region": ctx.region, "id": ctx.region,
@@ -553,7 +553,7 @@ def _preload() -> None:
     import importlib
 
     import boto3
-    import pulumi  # noqa: F401
+    import pulumi  # noqa: F401 - preloaded: the import itself is the point (see the docstring)
 
     for module in PRELOAD_MODULES:
         # pulumi_aws registers its submodules as lazy modules: importing one only creates a

@@ -8,10 +8,10 @@ functions that share module names (``telemetry``) and read their environment
 at import time from seeing each other's state. Workers stay warm across
 invocations, like reused Lambda execution environments.
 
-Concurrency follows Lambda: a function with reserved concurrency N never has
-more than N invocations in flight and rejects the excess as throttled
-(``Throttles`` metric); an unreserved one draws from the account's pool of
-1,000. A 2-core machine cannot host hundreds of environments, so each function
+Concurrency follows Lambda (``concurrency.py``): a function with reserved
+concurrency N never has more than N invocations in flight and rejects the excess
+as throttled (``Throttles`` metric); unreserved ones share what the reservations
+leave of the account's limit (1,000). A 2-core machine cannot host hundreds of environments, so each function
 gets at most ``max_workers`` processes; invocations within the concurrency
 limit but beyond the workers queue for a free worker (bounded by the
 function's timeout), which shows up as latency, not as throttling.
@@ -35,8 +35,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Callable, Protocol
 
+from .concurrency import ConcurrencyModel
 from .model import FunctionSpec
 
 log = logging.getLogger(__name__)
@@ -190,11 +191,14 @@ class _Worker:
 class _LogPump:
     """Copies every worker's output into the function's log file and lifts EMF metrics."""
 
-    def __init__(self, path: Path, sink: MetricSink) -> None:
+    def __init__(self, path: Path, sink: MetricSink, admit: Callable[[bytes], bool] | None = None,
+                 count: Any = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "ab", buffering=0)
         self._lock = threading.Lock()
         self._sink = sink
+        self._admit = admit  # log delivery under the function's role (localcloud.log_delivery); None: all lines
+        self._count = count  # called with each log line's size: CloudWatch Logs bills ingested bytes
         self._threads: list[threading.Thread] = []
 
     def attach(self, stream: IO[bytes]) -> None:
@@ -207,6 +211,10 @@ class _LogPump:
             if line.startswith(_METRIC_MARKER):
                 self._publish_observation(line[len(_METRIC_MARKER):])
                 continue
+            if self._admit is not None and not self._admit(line):
+                continue  # refused by IAM: lost with its EMF metrics, as on AWS
+            if self._count is not None:
+                self._count(len(line))
             with self._lock:
                 if not self._file.closed:
                     self._file.write(line)
@@ -319,7 +327,7 @@ class _FunctionPool:
     def _spawn_in_background(self) -> None:
         try:
             worker = _Worker(self.spec, self.env, self.log)
-        except Exception:  # noqa: BLE001 - e.g. out of processes: the waiters time out or retry
+        except Exception:  # e.g. out of processes: the waiters time out or retry
             log.warning("could not start a worker for %s", self.spec.name, exc_info=True)
             with self.cond:
                 self.spawned -= 1
@@ -392,14 +400,25 @@ class LambdaRunner:
 
     def __init__(self, functions: dict[str, FunctionSpec], endpoint_url: str, region: str,
                  sink: MetricSink | None = None, log_dir: Path | None = None,
-                 max_workers: int = 4, prewarm: bool = True, service_metrics: bool = True) -> None:
+                 max_workers: int = 4, prewarm: bool = True, service_metrics: bool = True,
+                 credentials: Callable[[str], dict[str, str]] | None = None,
+                 log_gate: Callable[[str], Callable[[bytes], bool]] | None = None,
+                 meter: Any = None, concurrency: ConcurrencyModel | None = None) -> None:
         self._sink = sink or NullSink()
+        self._meter = meter  # localcloud.meter.UsageMeter: billable units of each invocation
+        # Account, reserved and unreserved concurrency (concurrency.py); the pools below only
+        # bound how many processes this machine hosts per function.
+        self.concurrency = concurrency or ConcurrencyModel(
+            {name: spec.reserved_concurrency for name, spec in functions.items()})
         self._region = region
         self._endpoint = endpoint_url
         self._log_dir = log_dir or default_log_dir()
         self._max_workers = max_workers
         self._service_metrics = service_metrics
         self._prewarm = prewarm
+        # function name -> its role's AWS_* credentials (localcloud.iam_identity); None: the admin key
+        self._credentials = credentials
+        self._log_gate = log_gate  # function name -> its log delivery check; None: every line is kept
         self._specs = dict(functions)
         self._pools: dict[str, _FunctionPool] = {}
         self._logs: list[_LogPump] = []
@@ -413,7 +432,9 @@ class LambdaRunner:
             for name, spec in self._specs.items():
                 reserved = spec.reserved_concurrency is not None and spec.reserved_concurrency >= 0
                 cap = spec.reserved_concurrency if reserved else UNRESERVED_CONCURRENCY
-                log = _LogPump(self._log_dir / "lambda" / f"{name}.log", self._sink)
+                count = None if self._meter is None else (lambda n, f=name: self._meter.log_bytes(f, n))
+                log = _LogPump(self._log_dir / "lambda" / f"{name}.log", self._sink,
+                               self._log_gate(name) if self._log_gate else None, count)
                 self._logs.append(log)
                 self._pools[name] = _FunctionPool(spec, self.environment_for(spec), int(cap or 0),
                                                   reserved, self._max_workers, log)
@@ -456,6 +477,8 @@ class LambdaRunner:
             "LOCALCLOUD_SERVICE_METRICS": "1" if self._service_metrics else "0",
             "_HANDLER": spec.handler,
         })
+        if self._credentials is not None:
+            env.update(self._credentials(spec.name))  # the function's execution role, as Lambda sets it
         env.update({str(k): str(v) for k, v in spec.environment.items()})
         return env
 
@@ -476,7 +499,10 @@ class LambdaRunner:
         request_id = str(uuid.uuid4())
         function_timeout = spec.timeout_s
         wait_limit = function_timeout if timeout_s is None else min(function_timeout, timeout_s)
-        entered = pool.enter()
+        entered = self.concurrency.acquire(function)
+        if entered and not pool.enter():
+            self.concurrency.release(function)
+            entered = False
         if entered:
             # Sampled at each start; alarms and dashboards read it with Maximum, as on AWS.
             self._sink.put("AWS/Lambda", "ConcurrentExecutions", dims, float(pool.concurrent), "Count")
@@ -518,11 +544,16 @@ class LambdaRunner:
                                     started)
             pool.give_back(worker)
             if reply.get("ok"):
-                return self._finish(dims, InvokeResult(request_id, payload=reply.get("result")), started)
-            return self._finish(dims, InvokeResult(request_id, error_type=reply.get("errorType", "Error"),
-                                                   error_message=reply.get("errorMessage", "")), started)
+                result = self._finish(dims, InvokeResult(request_id, payload=reply.get("result")), started)
+            else:
+                result = self._finish(dims, InvokeResult(request_id, error_type=reply.get("errorType", "Error"),
+                                                         error_message=reply.get("errorMessage", "")), started)
+            if self._meter is not None:
+                self._meter.invocation(function, spec.memory_mb, result.duration_ms, reply.get("usage"))
+            return result
         finally:
             pool.leave()
+            self.concurrency.release(function)
 
     def _finish(self, dims: dict[str, str], result: InvokeResult, started: float) -> InvokeResult:
         duration = (time.perf_counter() - started) * 1000

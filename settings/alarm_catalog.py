@@ -18,6 +18,7 @@ ALARM_IDS: Final[tuple[str, ...]] = (
     *(f"{role}-{kind}" for role in FUNCTION_ROLES for kind in ("errors", "throttles", "duration")),
     "processor-iterator-age",
     "processor-destination-delivery-failures",
+    "processor-stalled",
     "stream-throttled-records",
     "stream-write-throughput-exceeded",
     "stream-iterator-age",
@@ -33,6 +34,9 @@ ALARM_IDS: Final[tuple[str, ...]] = (
 #: The alarms whose statistic is a percentile (see components/alarms/defaults.py, which checks
 #: this list at import): only they take ``evaluateLowSampleCountPercentiles``.
 PERCENTILE_ALARM_IDS: Final[tuple[str, ...]] = ("api-latency-p99",)
+
+#: The metric-math alarms (their period applies to every metric they read).
+MATH_ALARM_IDS: Final[tuple[str, ...]] = ("processor-stalled",)
 
 #: Override field -> human description of what is allowed.
 OVERRIDE_FIELDS: Final[dict[str, str]] = {

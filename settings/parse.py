@@ -41,11 +41,25 @@ LOG_RETENTION_DAYS: tuple[int, ...] = (
 HTTP_INTEGRATION_TIMEOUT_S = 30
 # Lambda's hard maximum timeout: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 LAMBDA_MAX_TIMEOUT_S = 900
-# Synchronous invocation payload limit (6 MB): the ingest body can never exceed it.
+# Synchronous invocation payload limit, 6 MB (Lambda counts 6,291,456 bytes) for the whole event:
+# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
+# What the payload format 2.0 event adds around the body: HTTP APIs cap the request line plus headers at
+# 10,240 bytes (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html); the event
+# carries them up to three times over (headers, rawPath/rawQueryString repeated in requestContext.http and
+# queryStringParameters, JSON escaping), plus requestContext and the authorizer's context (about 2 KiB).
+# 3 x 10,240 + 2 KiB = 32 KiB, doubled as a margin for what the event gains in future versions.
+EVENT_ENVELOPE_BYTES = 64 * 1024
+# API Gateway may hand the body to Lambda base64-encoded (isBase64Encoded), 4 bytes per 3: the largest body
+# whose event still fits is 3/4 of what the envelope leaves, 4,669,440 bytes (about 4.45 MiB). A larger
+# maxBodyBytes would let a body that ingest should answer 413 fail in Lambda before the handler runs
+# (the device would see API Gateway's 500 instead).
+MAX_BODY_BYTES = (LAMBDA_SYNC_PAYLOAD_BYTES - EVENT_ENVELOPE_BYTES) // 4 * 3
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # handlers/telemetry/telemetry.schema.json: readings.maxItems.
 SCHEMA_MAX_READINGS = 1000
+# How long a stored reading must at least outlive the latest moment it can be stored.
+RETENTION_MARGIN_S = 86_400
 # What ingest keeps back from its PutRecords budget: one last call (1 s connect +
 # 2 s read timeout, handlers/telemetry/kinesis_put.py) and 1 s to answer.
 PUT_RESERVE_S = 4
@@ -149,7 +163,7 @@ def _stream(r: _Reader) -> StreamSettings:
     if key and not _KMS_KEY_ARN.match(key):
         r.fail("streamKmsKeyArn", "must be empty (AWS managed key alias/aws/kinesis) or a KMS key ARN "
                f"arn:aws:kms:<region>:<account>:key/<id>, got {key!r}")
-    return StreamSettings(mode=mode, shard_count=shards, retention_hours=retention,  # type: ignore[arg-type]
+    return StreamSettings(mode=mode, shard_count=shards, retention_hours=retention,  # type: ignore[arg-type]  # mode is one of choice()'s literals
                           kms_key_arn=key or None)
 
 
@@ -211,7 +225,7 @@ def _processor(r: _Reader) -> ProcessorMappingSettings:
         batch_size=r.integer("processorBatchSize", 1, 10000),
         batching_window_s=r.integer("processorBatchingWindowSeconds", 0, 300),
         parallelization_factor=r.integer("processorParallelization", 1, 10),
-        starting_position=r.choice("processorStartingPosition", ("TRIM_HORIZON", "LATEST")),  # type: ignore[arg-type]
+        starting_position=r.choice("processorStartingPosition", ("TRIM_HORIZON", "LATEST")),  # type: ignore[arg-type]  # one of these literals
         # Both finite on purpose (AWS allows -1, "until the record expires"): a poison
         # record must reach the on-failure destination after bounded retries instead
         # of holding its shard for the whole stream retention.
@@ -229,7 +243,7 @@ def _ingest(r: _Reader, ingest_timeout_s: int) -> IngestLimits:
     return IngestLimits(
         # The published schema's readings.maxItems is the ceiling; a deployment may only lower it.
         max_readings_per_request=r.integer("maxReadingsPerRequest", 1, SCHEMA_MAX_READINGS),
-        max_body_bytes=r.integer("maxBodyBytes", 1, LAMBDA_SYNC_PAYLOAD_BYTES),
+        max_body_bytes=r.integer("maxBodyBytes", 1, MAX_BODY_BYTES),
         max_reading_age_s=r.integer("maxReadingAgeSeconds", 1, None),
         max_future_skew_s=r.integer("maxFutureSkewSeconds", 0, None),
         put_budget_s=budget,
@@ -356,9 +370,30 @@ def parse_settings(raw: Mapping[str, str], region: str) -> Settings:
         alarms=_alarms(r),
         log_retention_days=_log_retention(r),
     )
+    _retention_covers_accepted_window(r, settings)
     if r.problems:
         raise SettingsError(r.problems)
     return settings
+
+
+def _retention_covers_accepted_window(r: _Reader, s: Settings) -> None:
+    """The readings TTL counts from a reading's ts, and ingest accepts a ts up to
+    maxReadingAgeSeconds old; the processor may store it as late as the stream keeps
+    the record (streamRetentionHours). A TTL not covering both plus a day would store
+    such a reading with an expiry in the past or seconds after it is written, so
+    DynamoDB deletes an accepted reading almost at once (dev did: 7 days and 604800 s).
+    """
+    keys = ("readingsTtlDays", "maxReadingAgeSeconds", "streamRetentionHours")
+    if any(p.startswith(f"{PROJECT}:{k} ") for p in r.problems for k in keys):
+        return  # one of them is already wrong on its own; report that first
+    age_s, stream_s = s.ingest.max_reading_age_s, s.stream.retention_hours * 3600
+    need_s = age_s + stream_s + RETENTION_MARGIN_S
+    if s.storage.readings_ttl_days * 86_400 < need_s:
+        r.fail("readingsTtlDays", f"must be at least {-(-need_s // 86_400)} with iot-ingest:maxReadingAgeSeconds "
+               f"{age_s} and iot-ingest:streamRetentionHours {s.stream.retention_hours}, got "
+               f"{s.storage.readings_ttl_days}: readingsTtlDays x 86400 must cover maxReadingAgeSeconds + "
+               f"streamRetentionHours x 3600 + {RETENTION_MARGIN_S} s, or a reading accepted at the oldest allowed ts "
+               "expires (TTL counts from ts) about when it is stored; raise readingsTtlDays or lower maxReadingAgeSeconds")
 
 
 def _log_retention(r: _Reader) -> int:

@@ -26,7 +26,7 @@ def dashboard_body(specs: Sequence[AlarmSpec], resolved_dims: Sequence[dict[str,
                    overrides: Mapping[str, AlarmOverride] | None = None) -> str:
     """Dashboard JSON: the same namespace/metric/dimensions/statistic and period as each alarm,
     overrides included, so a graph shows what its alarm evaluates."""
-    graphs: list[tuple[str, str, str, dict[str, str], str, int]] = []
+    graphs: list[tuple[str, str, str, dict[str, str], str | None, int]] = []
     for spec, dims in zip(specs, resolved_dims, strict=True):
         t = tuning(spec, (overrides or {}).get(spec.alarm_id))
         graphs.append((spec.alarm_id, spec.namespace, spec.metric_name, dims, t.extended_statistic or t.statistic,

@@ -67,6 +67,12 @@ ALARM_DEFAULTS: Final[dict[str, AlarmDefault]] = {
     "processor-destination-delivery-failures": AlarmDefault(
         1, 60, 1, 1, GE, "notBreaching", statistic="Sum",
         rationale="A failed batch that cannot even reach the DLQ is lost without trace; alert on the first one."),
+    "processor-stalled": AlarmDefault(
+        1, 60, 3, 2, GE, "notBreaching", statistic="Sum",
+        rationale="Records came in during 2 of 3 minutes in which the processor ran not once: its mapping is "
+                  "disabled or it lost a permission. IteratorAge cannot show this (it is not published while "
+                  "nothing reads), so this compares IncomingRecords with processor Invocations; an idle stream "
+                  "counts 0, so missing data is not breaching."),
     "stream-throttled-records": AlarmDefault(
         1, 60, 5, 3, GE, "notBreaching", statistic="Sum",
         rationale="Throttled PutRecords entries are retried by ingest, but sustained throttling means the stream lacks capacity: "

@@ -7,7 +7,7 @@ import pulumi
 
 from settings import AlarmSettings, FunctionsSettings
 
-from . import apigateway, dynamodb, kinesis, lambda_, sqs
+from . import apigateway, consumer, dynamodb, kinesis, lambda_, sqs
 from .dashboard import dashboard
 from .spec import AlarmSpec, metric_alarm
 from .topic import alarm_topic
@@ -53,6 +53,9 @@ class Monitoring(pulumi.ComponentResource):
                                         args.settings.overrides.get(spec.alarm_id), self.topic.arn)
             for spec in self.specs
         }
+        self.alarms[consumer.ALARM_ID] = consumer.stalled_consumer_alarm(
+            self, name, args.physical_prefix, args.stream_name, args.function_names["processor"],
+            args.settings.overrides.get(consumer.ALARM_ID), self.topic.arn)
         self.dashboard = dashboard(self, name, args.physical_prefix, self.specs, args.region, args.settings.overrides)
         self.topic_arn = self.topic.arn
         self.dashboard_name = self.dashboard.dashboard_name

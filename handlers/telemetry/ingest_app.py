@@ -91,7 +91,7 @@ def _telemetry(
     if device_id is None:
         # Only a route deployed without the authorizer gets here: a server bug, not a client error.
         log.error("no authorizer context on the telemetry route; refusing the request")
-        body = {"error": "misconfigured", "message": "request was not authorised", "field": None}
+        body: dict[str, Any] = {"error": "misconfigured", "message": "request was not authorised", "field": None}
         return IngestResult(json_response(500, body), rejected_request=True)
     refusal = quota_refusal(event, now_ms)
     if refusal is not None:

@@ -124,7 +124,7 @@ def put_records(kinesis: Any, stream_name: str, entries: list[Entry], backoff: B
             results = response.get("Records", [])
             if response.get("FailedRecordCount", 0) == 0 and len(results) == len(chunk):
                 continue
-            for entry, result in zip(chunk, results):
+            for entry, result in zip(chunk, results, strict=False):
                 if result.get("ErrorCode"):
                     last_error = str(result["ErrorCode"])
                     failed.append(entry)

@@ -15,7 +15,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "IotIngest")
 
-# Metric names: docs/architecture.md ("Custom metrics"); alarms depend on them.
+# Metric names: docs/architecture.md ("Custom metrics"). No alarm reads them (the dashboard graphs
+# QuotaRefusals); every alarm watches a metric AWS publishes (components/alarms), which still reports when
+# a function cannot run at all.
 READINGS_ACCEPTED = "ReadingsAccepted"
 READINGS_REJECTED = "ReadingsRejected"
 REQUESTS_REJECTED = "RequestsRejected"

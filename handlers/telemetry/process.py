@@ -10,7 +10,8 @@ bounded retries, bisect-on-error and an on-failure destination):
   batch's metadata (shard, sequence range, not the data) to the on-failure
   destination and moves on: the shard is held only for those bounded retries.
   Valid records of the same batch are written on the first attempt (re-writing
-  them on a retry is harmless: writes are keyed by (deviceId, ts, seq)), and
+  them on a retry is harmless: an item's key is derived from its readings, see
+  telemetry.compact), and
   the poison record's sequence number and reason are in the log.
   https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html
 - Transient DynamoDB trouble (throttling, UnprocessedItems, 5xx, a lost
@@ -38,8 +39,9 @@ from botocore.exceptions import ClientError
 
 from .backoff import Backoff
 from .config import ProcessorConfig
+from .compact import build_item, canonical, compress, groups
 from .records import PoisonRecord, TelemetryRecord, decode
-from .storage import batch_write, item_key, reading_item, update_latest
+from .storage import batch_write, item_key, update_latest
 from .usage import usage_by_device
 from .validation import Reading
 
@@ -49,15 +51,16 @@ _log = logging.getLogger("telemetry.process")
 @dataclass
 class BatchOutcome:
     failures: list[str] = field(default_factory=list)
-    stored: int = 0
+    stored: int = 0  # readings in the items written
     latest_updated: int = 0
+    items: int = 0  # readings-table items written (one write request each)
 
     def response(self) -> dict[str, Any]:
         return {"batchItemFailures": [{"itemIdentifier": seq} for seq in self.failures]}
 
 
 def _is_validation_error(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ValidationException"
+    return bool(exc.response.get("Error", {}).get("Code") == "ValidationException")
 
 
 def process_batch(
@@ -84,15 +87,17 @@ def process_batch(
             outcome.failures.append(sequence)
 
     origin: dict[tuple[str, str], str] = {}
+    counts: dict[tuple[str, str], int] = {}
     items: list[dict[str, Any]] = []
     for sequence, record in decoded:
-        for reading in record.readings:
-            item = reading_item(record.device_id, reading, record.received_at, config.ttl_days)
+        for item in record_items(record, config.ttl_days):
             origin[item_key(item)] = sequence  # the last record naming a key is the one that wins
+            counts[item_key(item)] = int(item["count"]["N"])
             items.append(item)
     failed_keys = _write_readings(dynamodb, config.readings_table, items, new_backoff, log)
     failed_sequences = {origin[key] for key in failed_keys}
-    outcome.stored = len(origin) - len(failed_keys)
+    outcome.items = len(counts) - len(failed_keys)
+    outcome.stored = sum(n for key, n in counts.items() if key not in failed_keys)
 
     latest: dict[str, tuple[Reading, int, str]] = {}
     for sequence, record in decoded:
@@ -100,7 +105,8 @@ def process_batch(
             continue
         for reading in record.readings:
             best = latest.get(record.device_id)
-            if best is None or (reading.ts, reading.seq) > (best[0].ts, best[0].seq):
+            # (ts, seq) first; for the same (ts, seq) the later arrival wins, as on read-back.
+            if best is None or (reading.ts, reading.seq, record.received_at) > (best[0].ts, best[0].seq, best[1]):
                 latest[record.device_id] = (reading, record.received_at, sequence)
     usage = usage_by_device(decoded, failed_sequences)
     for device_id, (reading, received_at, sequence) in latest.items():
@@ -118,6 +124,23 @@ def process_batch(
         log.error("record not stored", extra={"sequenceNumber": sequence})
         outcome.failures.append(sequence)
     return outcome
+
+
+def record_items(record: TelemetryRecord, ttl_days: int) -> list[dict[str, Any]]:
+    """The readings-table items of one record: one per group (telemetry.compact).
+
+    A version-2 record from ingest is exactly one group in canonical form; its zlib
+    bytes are stored as received (compressed once, at ingest). Anything else (a
+    version-1 record, or a record cut differently) is regrouped and compressed here.
+    """
+    parts = groups(record.readings)
+    if record.raw is not None and record.blob is not None and len(parts) == 1 and canonical(parts[0]) == record.raw:
+        return [build_item(record.device_id, parts[0], record.raw, record.blob, record.received_at, ttl_days)]
+    out = []
+    for group in parts:
+        raw = canonical(group)
+        out.append(build_item(record.device_id, group, raw, compress(raw), record.received_at, ttl_days))
+    return out
 
 
 def _write_readings(

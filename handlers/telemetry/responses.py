@@ -48,6 +48,6 @@ def error_response(err: RequestError, headers: dict[str, str] | None = None) -> 
 
 
 def unavailable(retry_after_s: int, message: str) -> dict[str, Any]:
-    """503 with Retry-After; re-sending is safe because readings are keyed by (deviceId, ts, seq)."""
+    """503 with Retry-After; re-sending is safe: the same readings are stored under the same item keys."""
     err = RequestError(503, "unavailable", message, None)
     return error_response(err, {"retry-after": str(max(1, int(retry_after_s)))})

@@ -1,4 +1,6 @@
-"""DynamoDB writes of the processor: readings in batches, a device's latest reading conditionally.
+"""DynamoDB writes of the processor: readings items in batches, a device's latest reading conditionally.
+
+The readings items themselves are built by telemetry.compact (many readings per item).
 
 BatchWriteItem takes at most 25 items, rejects a call that names the same key
 twice, and may leave items in UnprocessedItems when throttled; those are
@@ -78,11 +80,6 @@ def _retry_or_raise(exc: Exception, backoff: Backoff, what: str) -> None:
         raise StorageUnavailable(f"{what} still failing after retries: {exc}") from exc
 
 
-def reading_key(ts: int, seq: int) -> str:
-    """Fixed-width sort key so string order is time order, and a re-sent reading overwrites itself."""
-    return f"{ts:013d}#{seq:010d}"
-
-
 def number(value: int | float) -> dict[str, str]:
     """A DynamoDB N attribute. repr() of a float round-trips exactly."""
     text = str(value) if isinstance(value, int) else str(Decimal(repr(value)))
@@ -91,18 +88,6 @@ def number(value: int | float) -> dict[str, str]:
 
 def metrics_map(metrics: dict[str, int | float]) -> dict[str, Any]:
     return {"M": {name: number(value) for name, value in metrics.items()}}
-
-
-def reading_item(device_id: str, reading: Reading, received_at: int, ttl_days: int) -> dict[str, Any]:
-    return {
-        "deviceId": {"S": device_id},
-        "readingKey": {"S": reading_key(reading.ts, reading.seq)},
-        "ts": number(reading.ts),
-        "seq": number(reading.seq),
-        "metrics": metrics_map(reading.metrics),
-        "receivedAt": number(received_at),
-        "expiresAt": number(reading.ts // 1000 + ttl_days * 86_400),
-    }
 
 
 def item_key(item: dict[str, Any]) -> tuple[str, str]:
@@ -156,7 +141,8 @@ def batch_write(dynamodb: Any, table: str, items: list[dict[str, Any]], backoff:
 
 def update_latest(dynamodb: Any, table: str, device_id: str, reading: Reading, seen_at: int,
                   backoff: Backoff, usage: UsageDelta | None = None) -> bool:
-    """Record the reading as the device's latest if it is newer by (ts, seq); False if it is not.
+    """Record the reading as the device's latest if it is newer by (ts, seq), or is the same
+    (ts, seq) received later (a later request's value wins, as on read-back); False if not.
 
     attribute_exists(deviceId) stops an UpdateItem from creating a phantom device
     that was deleted (or never registered) after its readings were accepted.
@@ -182,7 +168,8 @@ def _update_latest_once(dynamodb: Any, table: str, device_id: str, reading: Read
         "UpdateExpression": "SET #lts = :ts, #lseq = :seq, #latest = :latest, #seen = :seen",
         "ConditionExpression": (
             "attribute_exists(#id) AND (attribute_not_exists(#lts) OR #lts < :ts"
-            " OR (#lts = :ts AND (attribute_not_exists(#lseq) OR #lseq < :seq)))"
+            " OR (#lts = :ts AND (attribute_not_exists(#lseq) OR #lseq < :seq"
+            " OR (#lseq = :seq AND (attribute_not_exists(#seen) OR #seen < :seen)))))"
         ),
         "ExpressionAttributeNames": {
             "#id": ATTR_DEVICE_ID,

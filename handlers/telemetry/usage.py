@@ -41,7 +41,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .device_keys import ATTR_LATEST_SEQ, ATTR_LATEST_TS
+from .device_keys import ATTR_LAST_SEEN_AT, ATTR_LATEST_SEQ, ATTR_LATEST_TS
 from .validation import Reading
 
 ATTR_QUOTA = "dailyReadingQuota"
@@ -319,11 +319,13 @@ def follow_up(request: dict[str, Any], delta: UsageDelta, old: Mapping[str, Any]
 FOLLOW_UP_ATTEMPTS = 3
 
 
-def _is_newer(reading: Reading, old: Mapping[str, Any]) -> bool:
-    lts, lseq = _n(old, ATTR_LATEST_TS), _n(old, ATTR_LATEST_SEQ)
+def _is_newer(reading: Reading, seen_at: int, old: Mapping[str, Any]) -> bool:
+    """The latest-reading rule of storage.update_latest: newer by (ts, seq), or the same
+    (ts, seq) received later (a later request's value wins, docs/handlers.md)."""
+    lts, lseq, seen = _n(old, ATTR_LATEST_TS), _n(old, ATTR_LATEST_SEQ), _n(old, ATTR_LAST_SEEN_AT)
     if lts is None:
         return True
-    return (reading.ts, reading.seq) > (lts, -1 if lseq is None else lseq)
+    return (reading.ts, reading.seq, seen_at) > (lts, -1 if lseq is None else lseq, -1 if seen is None else seen)
 
 
 def count_after_condition_failure(dynamodb: Any, request: dict[str, Any], delta: UsageDelta, reading: Reading,
@@ -337,7 +339,8 @@ def count_after_condition_failure(dynamodb: Any, request: dict[str, Any], delta:
         old = failure.response.get("Item")
         if not old:
             return False
-        follow, moves_latest = follow_up(request, delta, old, _is_newer(reading, old))
+        seen_at = int(request["ExpressionAttributeValues"][":seen"]["N"])
+        follow, moves_latest = follow_up(request, delta, old, _is_newer(reading, seen_at, old))
         if follow is None:
             return False
         try:

@@ -11,9 +11,14 @@ import json
 import math
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
+
+from handlers.telemetry.process import record_items
+from handlers.telemetry.records import TelemetryRecord
+from handlers.telemetry.validation import Reading
 
 Store = Callable[[str, list[dict[str, Any]]], None]
 
@@ -111,7 +116,6 @@ class FakeApi:
 
     def judge(self, device: str, content_type: str, raw: bytes) -> tuple[int, dict[str, Any]]:
         """The ingest function's decisions, reduced to what the fleet provokes."""
-        import time
 
         def error(status: int, code: str, fld: str = "") -> tuple[int, dict[str, Any]]:
             return status, {"error": code, "message": code, "field": fld}
@@ -151,18 +155,15 @@ class FakeApi:
 
 
 def dynamo_store(dynamodb: Any, table: str, devices_table: str | None = None) -> Callable[[str, list[dict[str, Any]]], None]:
-    """Store readings the way the processor does (readingKey = f"{ts:013d}#{seq:010d}"), then move the
-    device's latestTs/latestSeq forward in the devices table, if one is given, as the processor does."""
+    """Store readings as the processor does (its own items: handlers.telemetry.process.record_items), then
+    move the device's latestTs/latestSeq forward in the devices table, if one is given, as the processor does."""
 
     def store(device: str, readings: list[dict[str, Any]]) -> None:
-        for r in readings:
-            dynamodb.put_item(TableName=table, Item={
-                "deviceId": {"S": device},
-                "readingKey": {"S": f"{r['ts']:013d}#{r.get('seq', 0):010d}"},
-                "ts": {"N": str(r["ts"])},
-                "seq": {"N": str(r.get("seq", 0))},
-                "metrics": {"M": {k: {"N": repr(v)} for k, v in r["metrics"].items()}},
-            })
+        if readings:
+            record = TelemetryRecord(device, "r", int(time.time() * 1000),
+                                     [Reading(r["ts"], r.get("seq", 0), r["metrics"]) for r in readings])
+            for item in record_items(record, ttl_days=30):
+                dynamodb.put_item(TableName=table, Item=item)
         if devices_table and readings:
             newest = max(readings, key=lambda r: (r["ts"], r.get("seq", 0)))
             try:

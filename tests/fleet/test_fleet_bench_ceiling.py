@@ -27,8 +27,9 @@ def test_ceiling_writes_every_reading_once_and_removes_its_resources(moto_endpoi
 
     dynamodb.create_table, dynamodb.delete_table = spy_create, count_then_delete
     result = ceiling.measure(kinesis, dynamodb, readings=203, devices=7, per_request=5, metrics=4, shards=1)
-    assert result.readings == 203 and counted == [203]
-    assert result.records == 41  # ceil(203 / 5) requests, each packed into one record
+    assert result.readings == 203
+    assert result.records == result.items == 41  # ceil(203 / 5) requests, each packed into one record, one item
+    assert counted == [41]
     assert result.readings_per_s > 0 and result.put_seconds > 0 and result.write_seconds > 0
     assert created[0] not in dynamodb.list_tables()["TableNames"]
     assert not [s for s in kinesis.list_streams()["StreamNames"] if s.startswith("bench-")

@@ -112,4 +112,4 @@ def test_greedy_options_default_on_for_the_demo_only_and_are_validated() -> None
     assert config_from_args(build_parser().parse_args(["run", "--api-url", "http://x"])).greedy == 0
     for bad in (dict(greedy=-1), dict(greedy=6), dict(greedy_quota=-1), dict(greedy_factor=0.5)):
         with pytest.raises(ConfigError, match="--greedy"):
-            FleetConfig(api_url="http://x", devices=5, **bad).validate()  # type: ignore[arg-type]
+            FleetConfig(api_url="http://x", devices=5, **bad).validate()  # type: ignore[arg-type]  # deliberately bad values of mixed types

@@ -65,7 +65,9 @@ def test_ledger_counts_the_same_reading_acknowledged_twice() -> None:
 
 
 def stored(*ids: tuple[int, int], t: float | None = None) -> list[StoredReading]:
-    return [StoredReading(ts, seq, {"t": float(seq) if t is None else t}) for ts, seq in ids]
+    """What the reader returns: one reading per (ts, seq); an id given twice was found in two items."""
+    return [StoredReading(ts, seq, {"t": float(seq) if t is None else t}, received_at=0, copies=ids.count((ts, seq)))
+            for ts, seq in dict.fromkeys(ids)]
 
 
 def ledger_with(accepted_ids: dict[str, list[tuple[int, int]]], rejected_ids: dict[str, list[tuple[int, int]]] | None = None) -> Ledger:
@@ -98,7 +100,7 @@ def test_compare_finds_missing_duplicates_rejected_stored_and_corrupted() -> Non
 
 def report(led: Ledger, v: Verification, **kw: object) -> FleetReport:
     return FleetReport(ledger=led, verification=v, devices=2, misbehaving_devices=0, send_seconds=1.0,
-                       planned_requests=led.requests, **kw)  # type: ignore[arg-type]
+                       planned_requests=led.requests, **kw)  # type: ignore[arg-type]  # test overrides of mixed types
 
 
 @pytest.mark.parametrize("items,code", [

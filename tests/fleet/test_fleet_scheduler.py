@@ -35,13 +35,13 @@ def test_rate_is_steady_within_the_run_not_front_loaded() -> None:
 def test_zero_jitter_is_exactly_periodic_per_device() -> None:
     sends = list(plan(["a", "b"], rate=4.0, duration=5.0, jitter=0.0, rng=random.Random(4)))
     a = [t for t, d in sends if d == "a"]
-    gaps = {round(y - x, 9) for x, y in zip(a, a[1:])}
+    gaps = {round(y - x, 9) for x, y in zip(a, a[1:], strict=False)}
     assert gaps == {0.5}
 
 
 def test_jitter_varies_intervals_within_bounds() -> None:
     sends = list(plan(["a"], rate=1.0, duration=500.0, jitter=0.3, rng=random.Random(5)))
-    gaps = [y - x for (x, _), (y, _) in zip(sends, sends[1:])]
+    gaps = [y - x for (x, _), (y, _) in zip(sends, sends[1:], strict=False)]
     assert all(0.7 - 1e-9 <= g <= 1.3 + 1e-9 for g in gaps)
     assert max(gaps) - min(gaps) > 0.4
 
@@ -64,7 +64,7 @@ def test_dispatch_sends_everything_in_order_on_a_fake_clock() -> None:
     stats = dispatch(iter(schedule), lambda d: sent.append((clock.now - 100.0, d)), stop=threading.Event(),
                      clock=clock, sleep=clock.sleep)
     assert [d for _, d in sent] == ["a", "b", "c", "d"]
-    assert all(at >= planned for (at, _), (planned, _) in zip(sent, schedule))
+    assert all(at >= planned for (at, _), (planned, _) in zip(sent, schedule, strict=False))
     assert stats.scheduled == 4 and not stats.stopped_early and stats.max_lag_s < 0.11
 
 

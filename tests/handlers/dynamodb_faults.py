@@ -45,7 +45,7 @@ class FlakyDynamo:
         self.fail_code = fail_code
         self.batch_sizes: list[int] = []
 
-    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:  # noqa: N803
+    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:  # noqa: N803 - boto3 names
         (table, requests), = RequestItems.items()
         self.batch_sizes.append(len(requests))
         if self.fail_code:

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import json
+import zlib
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from admin.readings import read_readings
+from handlers.telemetry.compact import MAX_RAW_BYTES
 from handlers.telemetry.config import IngestConfig, ProcessorConfig
 from handlers.telemetry.ingest_app import IngestResult, handle
 from handlers.telemetry.process import process_batch
+from handlers.telemetry.records import decode
 from handlers_support import NOW_MS, READINGS, VirtualTime, kinesis_event, reading, stream_records, telemetry_event
 
 
@@ -47,10 +51,11 @@ def test_valid_request_is_accepted_and_written(kinesis: Any, vtime: VirtualTime,
     records = stream_records(kinesis)
     assert len(records) == 1
     assert records[0]["PartitionKey"] == "dev-1"
-    doc = json.loads(records[0]["Data"])
-    assert doc["v"] == 1 and doc["deviceId"] == "dev-1" and doc["requestId"] == "req-1" and doc["receivedAt"] == NOW_MS
-    assert [r["seq"] for r in doc["readings"]] == [0, 1, 2, 3, 4]
-    assert doc["readings"][2]["metrics"] == {"temp": 22}
+    assert records[0]["Data"][:1] == b"\x02"  # record version 2: header line + zlib (docs/architecture.md)
+    rec = decode(records[0]["Data"], "dev-1")
+    assert (rec.device_id, rec.request_id, rec.received_at) == ("dev-1", "req-1", NOW_MS)
+    assert [r.seq for r in rec.readings] == [4, 3, 2, 1, 0]  # sorted by (ts, seq): the item's order
+    assert rec.readings[2].metrics == {"temp": 22}
 
 
 def test_base64_body_and_charset_are_accepted(kinesis: Any, vtime: VirtualTime, ingest_config: IngestConfig) -> None:
@@ -69,12 +74,10 @@ def test_many_small_readings_cost_few_records(kinesis: Any, vtime: VirtualTime) 
     assert body(result)["records"] == len(records)
     # No record above one 25 KB payload unit (data + partition key) ...
     assert all(len(r["Data"]) + len("dev-1") <= 25_000 for r in records)
-    # ... and each record is full: the next record's first reading would not have fitted into it.
-    for current, following in zip(records, records[1:]):
-        first = json.dumps(json.loads(following["Data"])["readings"][0], separators=(",", ":"))
-        assert len(current["Data"]) + 1 + len(first) + len("dev-1") > 25_000
-    assert len(records) >= 2
-    assert sum(len(json.loads(r["Data"])["readings"]) for r in records) == 1000
+    # ... and few of them: ~75 KB of JSON is cut into 64,000-byte groups, each compressed into one record
+    raw = sum(len(json.dumps(r, separators=(",", ":"))) for r in readings)
+    assert len(records) == -(-raw // MAX_RAW_BYTES) == 2
+    assert sum(len(decode(r["Data"]).readings) for r in records) == 1000
 
 
 def metric_literal(literal: str, name: str = "x") -> dict[str, Any]:
@@ -180,9 +183,9 @@ def test_float_integer_ts_is_normalised(kinesis: Any, vtime: VirtualTime, ingest
     event = telemetry_event('{"readings": [{"ts": %d.0, "seq": 2.0, "metrics": {"t": 1}}]}' % NOW_MS, raw=True)
     result = run(event, kinesis, ingest_config, vtime)
     assert result.response["statusCode"] == 202
-    doc = json.loads(stream_records(kinesis)[0]["Data"])
-    assert doc["readings"][0]["ts"] == NOW_MS and isinstance(doc["readings"][0]["ts"], int)
-    assert doc["readings"][0]["seq"] == 2 and isinstance(doc["readings"][0]["seq"], int)
+    (first,) = decode(stream_records(kinesis)[0]["Data"]).readings
+    assert first.ts == NOW_MS and isinstance(first.ts, int)
+    assert first.seq == 2 and isinstance(first.seq, int)
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
@@ -227,19 +230,25 @@ def test_inexact_number_outside_a_metric_names_its_field(kinesis: Any, vtime: Vi
 def test_boundary_numbers_are_stored_exactly_as_sent(
     kinesis: Any, dynamodb: Any, vtime: VirtualTime, ingest_config: IngestConfig, processor_config: ProcessorConfig
 ) -> None:
-    """Ingest accepts each literal, and the processor stores in DynamoDB the very number that was sent."""
+    """Ingest accepts each literal, the processor stores the very number that was sent (as a JSON number
+    inside the item's compressed readings), and the reader gives it back."""
     names = [f"m{i}" for i in range(len(STORABLE_EXACTLY))]
-    metrics = ", ".join(f'"{name}": {literal}' for name, literal in zip(names, STORABLE_EXACTLY))
+    metrics = ", ".join(f'"{name}": {literal}' for name, literal in zip(names, STORABLE_EXACTLY, strict=False))
     event = telemetry_event('{"readings": [{"ts": %d, "metrics": {%s}}]}' % (NOW_MS, metrics), raw=True)
     result = run(event, kinesis, ingest_config, vtime)
     assert result.response["statusCode"] == 202, body(result)
     batch = kinesis_event([(r["SequenceNumber"], r["Data"], r["PartitionKey"]) for r in stream_records(kinesis)])
     outcome = process_batch(batch, dynamodb=dynamodb, config=processor_config, new_backoff=vtime.backoff)
     assert outcome.response() == {"batchItemFailures": []}
-    items = dynamodb.scan(TableName=READINGS)["Items"]
-    for name, literal in zip(names, STORABLE_EXACTLY):
-        stored = [Decimal(n) for n in stored_numbers(items, name)]
-        assert stored and all(n == exact_value(literal) for n in stored), (literal, stored)
+    stored: dict[str, Decimal] = {}
+    for item in dynamodb.scan(TableName=READINGS)["Items"]:
+        for r in json.loads(zlib.decompress(item["readings"]["B"]), parse_float=Decimal, parse_int=Decimal):
+            stored.update(r["metrics"])
+    (back,) = read_readings(dynamodb, READINGS, "dev-1", NOW_MS, NOW_MS + 1)
+    for name, literal in zip(names, STORABLE_EXACTLY, strict=False):
+        assert stored[name] == exact_value(literal), (literal, stored[name])
+        value = back.metrics[name]
+        assert Decimal(repr(value) if isinstance(value, float) else value) == exact_value(literal), (literal, value)
 
 
 def exact_value(literal: str) -> Decimal:
@@ -248,15 +257,3 @@ def exact_value(literal: str) -> Decimal:
     return Decimal(0) if mantissa.strip("-0.") == "" else Decimal(literal)
 
 
-def stored_numbers(value: Any, name: str) -> list[str]:
-    """Every N attribute called ``name`` anywhere in the items (independent of the table layout)."""
-    found: list[str] = []
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if key == name and isinstance(inner, dict) and "N" in inner:
-                found.append(inner["N"])
-            found.extend(stored_numbers(inner, name))
-    elif isinstance(value, list):
-        for inner in value:
-            found.extend(stored_numbers(inner, name))
-    return found

@@ -17,7 +17,7 @@ PROJECT_DIR = HERE.parents[1]
 if str(PROJECT_DIR) not in sys.path:  # settings/ and components/ are top-level packages
     sys.path.insert(0, str(PROJECT_DIR))
 
-from infra_graph import Graph, graph_of, run_stack  # noqa: E402,F401
+from infra_graph import Graph, graph_of, run_stack  # noqa: E402,F401 - after the sys.path insert; re-exported for the tests
 
 
 VARIANTS: dict[str, tuple[str, dict[str, Any] | None]] = {

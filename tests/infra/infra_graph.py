@@ -46,8 +46,8 @@ class Graph:
         return self.one(typ, name)["id"]
 
     @property
-    def code_dir(self) -> str:
-        return str(PROJECT_DIR / "handlers")
+    def code_archive(self) -> str:
+        return str(PROJECT_DIR / "build" / "lambda-code.zip")
 
 
 def arn(kind: str, resource: str, region: str = "us-east-1", account: str = "123456789012") -> str:

@@ -9,7 +9,7 @@ import pytest
 from infra_graph import run_stack
 from infra_graph import Graph
 from components.alarms.defaults import ALARM_DEFAULTS
-from settings.alarm_catalog import ALARM_IDS
+from settings.alarm_catalog import ALARM_IDS, MATH_ALARM_IDS
 
 FN = "aws:lambda/function:Function"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -180,7 +180,7 @@ def test_function_runtime_code_layer_and_settings(graph: Graph, role: str) -> No
     assert f["name"] == f"iot-ingest-{graph.stack}-{role}"
     assert (f["runtime"], f["architectures"], f["handler"]) == ("python3.12", ["arm64"], f"{role}.handler")
     assert f["tracingConfig"] == {"mode": "Active"}
-    assert f["code"] == {"__fileArchive": graph.code_dir}
+    assert f["code"] == {"__fileArchive": graph.code_archive}
     assert f["layers"] == [graph.settings().functions.powertools_layer_arn]
     assert (f["memorySize"], f["timeout"], f["reservedConcurrentExecutions"]) == (
         s.memory_mb, s.timeout_s, s.reserved_concurrency)
@@ -417,13 +417,36 @@ def alarms_by_id(g: Graph) -> dict[str, dict[str, Any]]:
 
 def test_every_alarm_watches_a_real_metric_of_this_stack(graph: Graph) -> None:
     alarms, expected = alarms_by_id(graph), expected_alarms(graph)
-    assert set(alarms) == set(expected) == set(ALARM_IDS)
+    assert set(alarms) == set(ALARM_IDS)
+    assert set(expected) == set(ALARM_IDS) - set(MATH_ALARM_IDS)
     for alarm_id, (namespace, metric, dims, stat) in expected.items():
         a = alarms[alarm_id]
         assert (a["namespace"], a["metricName"], a["dimensions"]) == (namespace, metric, dims), alarm_id
         assert (a.get("extendedStatistic") or a.get("statistic")) == stat, alarm_id
         assert not (a.get("extendedStatistic") and a.get("statistic")), alarm_id
         assert a["name"] == f"iot-ingest-{graph.stack}-{alarm_id}"
+
+
+def test_stalled_consumer_alarm_compares_records_in_with_processor_invocations(any_graph: Graph) -> None:
+    """processor-stalled: metric math on two metrics AWS publishes, with this stack's names, both
+    read at the alarm's period; the expression counts records that came in while the processor
+    never ran (an idle stream gives 0)."""
+    o = any_graph.outputs
+    a = alarms_by_id(any_graph)["processor-stalled"]
+    assert a.get("metricName") is None and a.get("namespace") is None and a.get("statistic") is None
+    queries = {q["id"]: q for q in a["metricQueries"]}
+    assert set(queries) == {"incoming", "invocations", "stalled"}
+    incoming, invocations = queries["incoming"]["metric"], queries["invocations"]["metric"]
+    assert (incoming["namespace"], incoming["metricName"], incoming["dimensions"]) == (
+        "AWS/Kinesis", "IncomingRecords", {"StreamName": o["streamName"]})
+    assert (invocations["namespace"], invocations["metricName"], invocations["dimensions"]) == (
+        "AWS/Lambda", "Invocations", {"FunctionName": o["functionNames"]["processor"]})
+    overrides = json.loads(any_graph.config["iot-ingest:alarmOverrides"]).get("processor-stalled", {})
+    period = overrides.get("period", ALARM_DEFAULTS["processor-stalled"].period)
+    assert incoming["period"] == invocations["period"] == period
+    assert incoming["stat"] == invocations["stat"] == "Sum"
+    assert queries["stalled"]["returnData"] is True and not queries["incoming"].get("returnData")
+    assert queries["stalled"]["expression"] == "IF(FILL(invocations, 0) == 0, FILL(incoming, 0), 0)"
 
 
 def test_every_alarm_notifies_the_topic_on_alarm_and_ok(any_graph: Graph) -> None:
@@ -455,16 +478,17 @@ def expected_tuning(g: Graph) -> dict[str, dict[str, Any]]:
             threshold = d.threshold * int(g.config[f"iot-ingest:{role}TimeoutSeconds"]) * 1000
         o = overrides.get(alarm_id, {})
         evaluation = o.get("evaluationPeriods", d.evaluation_periods)
+        math = alarm_id in MATH_ALARM_IDS  # period and statistic live in its metric queries
         out[alarm_id] = {
             "threshold": o.get("threshold", threshold),
-            "period": o.get("period", d.period),
+            "period": None if math else o.get("period", d.period),
             "evaluationPeriods": evaluation,
             # datapointsToAlarm may only be overridden together with evaluationPeriods;
             # a smaller evaluationPeriods alone pulls the default datapoints down to it
             "datapointsToAlarm": o["datapointsToAlarm"] if "datapointsToAlarm" in o
             else min(d.datapoints_to_alarm, evaluation),
             "comparisonOperator": d.comparison,
-            "statistic": d.statistic,
+            "statistic": None if math else d.statistic,
             "extendedStatistic": d.extended_statistic,
             "treatMissingData": o.get("treatMissingData", d.treat_missing_data),
             "actionsEnabled": o.get("enabled", True),

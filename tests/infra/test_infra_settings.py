@@ -60,7 +60,10 @@ def test_defaults_parse_and_build_the_powertools_layer_for_the_region() -> None:
     ("ingestMemoryMb", "64", ["from 128 to 10240"]),
     ("ingestReservedConcurrency", "0", ["-1 or >= 1"]),
     ("apiThrottleRate", "0", ["a number > 0"]),
-    ("maxBodyBytes", "7000000", ["from 1 to 6291456"]),
+    ("maxBodyBytes", "7000000", ["from 1 to 4669440"]),
+    ("maxBodyBytes", "6291456", ["from 1 to 4669440"]),  # 6 MiB: base64 would push the event past Lambda's 6 MB
+    ("maxBodyBytes", "4669441", ["from 1 to 4669440"]),
+    ("maxBodyBytes", "0", ["from 1 to 4669440"]),
     ("corsAllowOrigins", '"https://x"', ["list of origin strings"]),
     ("alarmEmail", "ops-at-example", ["email address"]),
     ("powertoolsLayerArn", "arn:aws:lambda:us-east-1:017000801446:layer:x", ["layer version ARN"]),
@@ -95,6 +98,20 @@ def test_put_budget_must_leave_time_within_the_ingest_timeout() -> None:
     (msg,) = problems({"ingestTimeoutSeconds": "8", "putBudgetSeconds": "5"})
     assert msg.startswith("iot-ingest:putBudgetSeconds must be at most iot-ingest:ingestTimeoutSeconds - 4 (4), got 5"), msg
     assert parse_settings({"ingestTimeoutSeconds": "9", "putBudgetSeconds": "5"}, REGION).ingest.put_budget_s == 5
+
+
+@pytest.mark.parametrize(("raw", "least"), [
+    ({"readingsTtlDays": "7"}, 9),  # the dev stack's old value: 604800 s of accepted past, 24 h stream
+    ({"readingsTtlDays": "30", "maxReadingAgeSeconds": str(29 * 86_400)}, 31),
+    ({"readingsTtlDays": "10", "streamRetentionHours": "168"}, 15),
+])
+def test_readings_ttl_must_cover_the_accepted_past_and_the_stream(raw: dict[str, str], least: int) -> None:
+    (msg,) = problems(raw)
+    assert msg.startswith(f"iot-ingest:readingsTtlDays must be at least {least} with iot-ingest:maxReadingAgeSeconds "), msg
+    assert "streamRetentionHours" in msg and "raise readingsTtlDays or lower maxReadingAgeSeconds" in msg
+    fixed = parse_settings({**raw, "readingsTtlDays": str(least)}, REGION)
+    assert fixed.storage.readings_ttl_days * 86_400 >= (fixed.ingest.max_reading_age_s
+                                                       + fixed.stream.retention_hours * 3600 + 86_400)
 
 
 def test_readings_limit_ceiling_is_the_published_schema_maximum() -> None:
@@ -164,6 +181,7 @@ def test_all_problems_are_reported_together() -> None:
     ("processorMaxRecordAgeSeconds", "604800"), ("authorizerCacheTtlSeconds", "0"),
     ("authorizerCacheTtlSeconds", "3600"), ("processorBatchingWindowSeconds", "300"),
     ("processorParallelization", "10"), ("ingestTimeoutSeconds", "30"), ("logRetentionDays", "3653"),
+    ("maxBodyBytes", "4669440"), ("maxBodyBytes", "1"),
 ])
 def test_boundary_values_are_accepted(key: str, value: str) -> None:
     where = {
@@ -174,6 +192,7 @@ def test_boundary_values_are_accepted(key: str, value: str) -> None:
         "processorParallelization": "processor.parallelization_factor",
         "ingestTimeoutSeconds": "functions.ingest.timeout_s",
         "logRetentionDays": "log_retention_days",
+        "maxBodyBytes": "ingest.max_body_bytes",
     }[key]
     parsed: object = parse_settings({key: value}, REGION)
     for attr in where.split("."):
@@ -219,7 +238,7 @@ def test_stack_files_set_the_region_and_only_known_keys(stack: str) -> None:
 
 
 def test_dev_is_small_and_prod_is_durable() -> None:
-    def load(stack: str):  # noqa: ANN202
+    def load(stack: str):
         cfg = stack_config(stack)
         return parse_settings({k.split(":", 1)[1]: v for k, v in cfg.items() if k.startswith("iot-ingest:")},
                               cfg["aws:region"])
@@ -229,6 +248,9 @@ def test_dev_is_small_and_prod_is_durable() -> None:
     assert prod.stream.mode == "ON_DEMAND" and prod.storage.point_in_time_recovery and prod.storage.protect
     assert prod.log_retention_days > dev.log_retention_days
     assert prod.functions.ingest.reserved_concurrency > 0 and dev.functions.ingest.reserved_concurrency == -1
+    for stack in (dev, prod):  # a reading accepted at the past bound outlives its storage by at least a day
+        assert stack.storage.readings_ttl_days * 86_400 >= (stack.ingest.max_reading_age_s
+                                                            + stack.stream.retention_hours * 3600 + 86_400)
 
 
 def test_load_settings_reads_pulumi_config(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -140,7 +140,7 @@ def test_serve_prints_urls_answers_and_shuts_down_on_sigterm(tmp_path: Path) -> 
                             f"stderr: {err.text(timeout=10)[-4000:]}")
             lines.append(line)
         text = "".join(lines)
-        api_url = next(l.split()[-1] for l in lines if "API URL:" in l)
+        api_url = next(ln.split()[-1] for ln in lines if "API URL:" in ln)
         assert "emulator URL: http://127.0.0.1:" in text
         assert str(tmp_path / "stack.json") in text and f"curl -s {api_url}/health" in text
         assert get_json(f"{api_url}/health") == (200, {"status": "ok"})

@@ -96,10 +96,12 @@ def test_monitor_drives_alarm_and_notifies_topic(endpoint: str) -> None:
                         AlarmActions=[topic], OKActions=[topic])
     monitor = Monitor(endpoint, "us-east-1")
     assert mine(monitor.evaluate_alarms(), "-t1") == {}  # no data, notBreaching: stays OK
+    minute_over = time.time() + 60  # only complete periods are evaluated (see test_monitor_periods.py)
     monitor.put("AWS/Lambda", "Errors", {"FunctionName": "proc-t1"}, 0.0, "Count")
-    assert mine(monitor.evaluate_alarms(), "-t1") == {}  # a zero is not > 0
+    assert mine(monitor.evaluate_alarms(now=minute_over), "-t1") == {}  # a zero is not > 0
     monitor.put("AWS/Lambda", "Errors", {"FunctionName": "proc-t1"}, 1.0, "Count")
-    changes = [c for c in monitor.evaluate_alarms() if c["AlarmName"] == "proc-errors-t1"]
+    assert mine(monitor.evaluate_alarms(), "-t1") == {}  # its minute is not over yet
+    changes = [c for c in monitor.evaluate_alarms(now=time.time() + 60) if c["AlarmName"] == "proc-errors-t1"]
     assert [c["NewStateValue"] for c in changes] == ["ALARM"]
     state = cw.describe_alarms(AlarmNames=["proc-errors-t1"])["MetricAlarms"][0]["StateValue"]
     assert state == "ALARM"
@@ -107,8 +109,8 @@ def test_monitor_drives_alarm_and_notifies_topic(endpoint: str) -> None:
     assert msg["AlarmName"] == "proc-errors-t1" and msg["OldStateValue"] == "OK"
     assert msg["Trigger"]["Dimensions"] == [{"value": "proc-t1", "name": "FunctionName"}]
     assert msg["Trigger"]["Statistic"] == "SUM" and msg["Trigger"]["Period"] == 60
-    # Two periods later the error has aged out of the range: back to OK, with an OK notification.
-    later = monitor.evaluate_alarms(now=time.time() + 121)
+    # Two full periods later the error has aged out of the range: back to OK, with an OK notification.
+    later = monitor.evaluate_alarms(now=time.time() + 181)
     assert mine(later, "-t1") == {"proc-errors-t1": "OK"}
 
 
@@ -122,10 +124,13 @@ def test_percentile_alarm_uses_raw_samples(endpoint: str) -> None:
     for _ in range(198):
         monitor.put("AWS/ApiGateway", "Latency", {"ApiId": "api-t2", "Stage": "$default"}, 10.0, "Milliseconds")
     monitor.put("AWS/ApiGateway", "Latency", {"ApiId": "api-t2", "Stage": "$default"}, 900.0, "Milliseconds")
-    assert mine(monitor.evaluate_alarms(), "-t2") == {}  # nearest-rank p99 of 199 samples is still 10
+    minute = time.time()
+    # nearest-rank p99 of 199 samples is still 10
+    assert mine(monitor.evaluate_alarms(now=minute + 60), "-t2") == {}
     for _ in range(3):
-        monitor.put("AWS/ApiGateway", "Latency", {"ApiId": "api-t2", "Stage": "$default"}, 900.0, "Milliseconds")
-    assert mine(monitor.evaluate_alarms(), "-t2") == {"latency-p99-t2": "ALARM"}
+        monitor.put("AWS/ApiGateway", "Latency", {"ApiId": "api-t2", "Stage": "$default"}, 900.0, "Milliseconds",
+                    timestamp=minute)
+    assert mine(monitor.evaluate_alarms(now=minute + 60), "-t2") == {"latency-p99-t2": "ALARM"}
 
 
 def test_low_sample_minimum_follows_cloudwatch() -> None:
@@ -152,13 +157,14 @@ def test_percentile_alarm_ignoring_low_samples_keeps_its_state(endpoint: str) ->
     initial = state()  # the emulator starts alarms in OK, AWS in INSUFFICIENT_DATA
     monitor = Monitor(endpoint, "us-east-1")
     latency = {"ApiId": "api-t6", "Stage": "$default"}
+    minute = time.time()
     for _ in range(99):
-        monitor.put("AWS/ApiGateway", "Latency", latency, 900.0, "Milliseconds")
-    first = mine(monitor.evaluate_alarms(), "-t6")
+        monitor.put("AWS/ApiGateway", "Latency", latency, 900.0, "Milliseconds", timestamp=minute)
+    first = mine(monitor.evaluate_alarms(now=minute + 60), "-t6")
     assert first == {"p90-evaluate-t6": "ALARM"}  # 99 slow samples: only the evaluating alarm acts
     assert state() == initial != "ALARM"
-    monitor.put("AWS/ApiGateway", "Latency", latency, 900.0, "Milliseconds")  # the 100th sample
-    assert mine(monitor.evaluate_alarms(), "-t6") == {"p90-ignore-t6": "ALARM"}
+    monitor.put("AWS/ApiGateway", "Latency", latency, 900.0, "Milliseconds", timestamp=minute)  # the 100th
+    assert mine(monitor.evaluate_alarms(now=minute + 60), "-t6") == {"p90-ignore-t6": "ALARM"}
 
 
 def test_low_sample_count_is_judged_at_the_real_period_rate_under_a_time_scale(endpoint: str) -> None:
@@ -171,11 +177,11 @@ def test_low_sample_count_is_judged_at_the_real_period_rate_under_a_time_scale(e
                         ComparisonOperator="GreaterThanThreshold", EvaluateLowSampleCountPercentile="ignore")
     monitor = Monitor(endpoint, "us-east-1", time_scale=0.1)
     latency = {"ApiId": "api-t7", "Stage": "$default"}
-    now = time.time()
+    now = time.time() + 6  # the 6 s period holding now - 6 is complete
     for _ in range(9):
-        monitor.put("AWS/ApiGateway", "Latency", latency, 900.0, "Milliseconds", timestamp=now - 1)
+        monitor.put("AWS/ApiGateway", "Latency", latency, 900.0, "Milliseconds", timestamp=now - 6)
     assert mine(monitor.evaluate_alarms(now=now), "-t7") == {}
-    monitor.put("AWS/ApiGateway", "Latency", latency, 900.0, "Milliseconds", timestamp=now - 1)
+    monitor.put("AWS/ApiGateway", "Latency", latency, 900.0, "Milliseconds", timestamp=now - 6)
     assert mine(monitor.evaluate_alarms(now=now), "-t7") == {"p90-scaled-t7": "ALARM"}
 
 
@@ -190,7 +196,7 @@ def test_exact_dimensions_backdated_samples_and_statistic_set_flush(endpoint: st
     first = mine(monitor.evaluate_alarms(), "-t3")
     assert first == {"ddb-op-t3": "INSUFFICIENT_DATA", "ddb-table-only-t3": "INSUFFICIENT_DATA"}
     monitor.put("AWS/DynamoDB", "SystemErrors", {"TableName": "t3", "Operation": "BatchWriteItem"}, 2.0, "Count",
-                timestamp=time.time() - 30)
+                timestamp=time.time() - 60)
     # CloudWatch matches the exact dimension set: the TableName-only alarm sees nothing.
     assert mine(monitor.evaluate_alarms(), "-t3") == {"ddb-op-t3": "ALARM"}
     for v in (1.0, 3.0, 5.0):
@@ -210,7 +216,7 @@ def test_time_scale_shrinks_periods(endpoint: str) -> None:
                         Statistic="Sum", Period=60, EvaluationPeriods=3, DatapointsToAlarm=2, Threshold=1,
                         ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching")
     monitor = Monitor(endpoint, "us-east-1", time_scale=0.01)  # 60 s periods last 0.6 s
-    now = time.time()
+    now = (int(time.time() / 0.6) + 1) * 0.6 + 0.01  # just after a scaled period boundary
     monitor.put("AWS/Lambda", "Errors", {"FunctionName": "proc-t4"}, 1.0, "Count", timestamp=now - 1.0)
     assert mine(monitor.evaluate_alarms(now=now), "-t4") == {}  # one breaching period of three
     monitor.put("AWS/Lambda", "Errors", {"FunctionName": "proc-t4"}, 1.0, "Count", timestamp=now - 0.1)
@@ -224,7 +230,7 @@ def test_alarm_it_cannot_evaluate_is_reported_once_as_a_warning(endpoint: str, c
     cw = client("cloudwatch", endpoint)
     cw.put_metric_alarm(AlarmName="ratio-t9", ComparisonOperator="GreaterThanThreshold", EvaluationPeriods=1,
                         Threshold=0.05, Metrics=[
-                            {"Id": "e", "Expression": "errors / requests", "ReturnData": True},
+                            {"Id": "e", "Expression": "RATE(errors) / requests", "ReturnData": True},
                             {"Id": "errors", "MetricStat": {"Metric": {"Namespace": "AWS/ApiGateway", "MetricName": "5xx"},
                                                              "Period": 60, "Stat": "Sum"}, "ReturnData": False},
                             {"Id": "requests", "MetricStat": {"Metric": {"Namespace": "AWS/ApiGateway", "MetricName": "Count"},
@@ -236,4 +242,4 @@ def test_alarm_it_cannot_evaluate_is_reported_once_as_a_warning(endpoint: str, c
         monitor.evaluate_alarms()
     warned = [r for r in caplog.records if "ratio-t9" in r.getMessage()]
     assert len(warned) == 1 and warned[0].levelno == logging.WARNING
-    assert "NOT evaluated" in warned[0].getMessage() and "metric math" in warned[0].getMessage()
+    assert "NOT evaluated" in warned[0].getMessage() and "RATE" in warned[0].getMessage()

@@ -6,7 +6,6 @@ import base64
 import http.client
 import json
 import socket
-import threading
 import time
 import uuid
 from pathlib import Path

@@ -80,6 +80,8 @@ def test_kinesis_and_dynamodb_metrics_from_worker_calls(emulator: Any, clean_fau
         assert sink.total("AWS/Kinesis", "PutRecords.ThrottledRecords", stream) == 2
         assert sink.total("AWS/Kinesis", "PutRecords.SuccessfulRecords", stream) == 2
         assert sink.total("AWS/Kinesis", "WriteProvisionedThroughputExceeded", stream) == 2
+        assert sink.total("AWS/Kinesis", "IncomingRecords", stream) == 2  # the stored ones, once
+        assert sink.total("AWS/Kinesis", "IncomingBytes", stream) == 2 * (1 + 1)  # data b"x" + key "0" or "2"
         assert sink.total("AWS/DynamoDB", "ThrottledRequests", op) == 1  # first attempt; botocore's retry succeeded
         assert sink.total("AWS/DynamoDB", "WriteThrottleEvents", table) == 1
         assert any(n == "SuccessfulRequestLatency" and d == op for _, n, d, _ in sink.points)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from admin.readings import StoredReading, read_readings
 from admin.registry import DeviceRegistry
 from localcloud.cloud import LocalCloud
 
@@ -54,12 +55,19 @@ def post(cloud: LocalCloud, path: str, body: Any, headers: dict[str, str]) -> tu
         conn.close()
 
 
-def readings(cloud: LocalCloud, device_id: str) -> list[dict[str, Any]]:
+def readings(cloud: LocalCloud, device_id: str) -> list[StoredReading]:
+    """The device's readings of the last hour and the next, through the operators' reader."""
     assert cloud.stack is not None
     ddb = cloud.emulator.client("dynamodb")
-    out = ddb.query(TableName=cloud.stack.outputs["readingsTableName"], KeyConditionExpression="deviceId = :d",
-                    ExpressionAttributeValues={":d": {"S": device_id}}, ConsistentRead=True)
-    return out["Items"]
+    return list(read_readings(ddb, cloud.stack.outputs["readingsTableName"], device_id,
+                              now_ms() - 3_600_000, now_ms() + 3_600_000, consistent=True))
+
+
+def items(cloud: LocalCloud, device_id: str) -> list[dict[str, Any]]:
+    assert cloud.stack is not None
+    return cloud.emulator.client("dynamodb").query(
+        TableName=cloud.stack.outputs["readingsTableName"], KeyConditionExpression="deviceId = :d",
+        ExpressionAttributeValues={":d": {"S": device_id}}, ConsistentRead=True)["Items"]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
@@ -97,10 +105,23 @@ def test_readings_land_exactly_once_and_resend_is_idempotent(cloud: LocalCloud, 
     status, _ = post(cloud, "/v1/telemetry", body, auth)  # the device retries the same request
     assert status == 202
     marker(cloud, registry)
-    items = readings(cloud, device)
-    assert len(items) == 3
-    assert sorted(i["readingKey"]["S"] for i in items) == sorted(f"{ts - i * 1000:013d}#{i:010d}" for i in range(3))
-    assert {float(i["metrics"]["M"]["temp"]["N"]) for i in items} == {20.5, 21.5, 22.5}
+    stored = readings(cloud, device)
+    assert [(r.ts, r.seq, r.metrics, r.copies) for r in stored] == [
+        (ts - i * 1000, i, {"temp": 20.5 + i}, 1) for i in (2, 1, 0)]
+    assert len(items(cloud, device)) == 1  # one request, one compact item, written twice under one key
+
+
+def test_a_later_request_for_the_same_ts_seq_wins(cloud: LocalCloud, registry: DeviceRegistry) -> None:
+    device, key = registry.add(f"rep-{uuid.uuid4().hex[:8]}")
+    auth = {"x-device-id": device, "x-device-key": key}
+    ts = now_ms()
+    first = {"readings": [{"ts": ts, "seq": 1, "metrics": {"v": 1}}, {"ts": ts + 1, "seq": 0, "metrics": {"v": 2}}]}
+    assert post(cloud, "/v1/telemetry", first, auth)[0] == 202
+    wait_for(lambda: len(readings(cloud, device)) == 2, what="first request stored")
+    time.sleep(0.01)  # a later receivedAt
+    assert post(cloud, "/v1/telemetry", {"readings": [{"ts": ts, "seq": 1, "metrics": {"v": 9}}]}, auth)[0] == 202
+    wait_for(lambda: len(items(cloud, device)) == 2, what="second request stored")
+    assert [(r.ts, r.metrics, r.copies) for r in readings(cloud, device)] == [(ts, {"v": 9}, 2), (ts + 1, {"v": 2}, 1)]
 
 
 def test_bad_credentials_and_spoofed_device_write_nothing(cloud: LocalCloud, registry: DeviceRegistry) -> None:
@@ -323,3 +344,31 @@ def test_stage_throttle_returns_429_beyond_burst_and_rate(cloud: LocalCloud) -> 
     assert ok + throttled == len(statuses) and throttled > 0
     assert 100 <= ok <= 100 + 50 * elapsed + 1
     assert all(json.loads(b) == {"message": "Too Many Requests"} for b in bodies)
+
+
+def test_every_aws_metric_published_is_aws_shaped_and_counted_once(cloud: LocalCloud, registry: DeviceRegistry) -> None:
+    """After the module's run (traffic, throttling, a DLQ, injected faults), everything the local
+    cloud published under AWS/* is a metric AWS publishes, with a dimension set AWS uses for it
+    (localcloud/aws_metrics.py); and a record put is one IncomingRecords, not one per observer."""
+    from localcloud.aws_metrics import not_aws
+
+    assert cloud.dataplane is not None and cloud.stack is not None
+    monitor = cloud.dataplane.monitor
+    time.sleep(2.5)  # the throttle test may have emptied the stage's token bucket: let it refill
+    marker(cloud, registry)  # traffic of its own, so the test also passes alone
+    published = monitor.published()
+    assert {("AWS/Kinesis", "IncomingRecords"), ("AWS/Lambda", "Invocations"),
+            ("AWS/ApiGateway", "Count")} <= {(ns, n) for ns, n, _ in published}
+    assert not_aws(published) == []
+    stream = {"StreamName": cloud.stack.outputs["streamName"]}
+
+    def put_vs_incoming() -> tuple[float, float]:
+        put = (monitor.total("AWS/Kinesis", "PutRecords.SuccessfulRecords", stream)
+               + monitor.total("AWS/Kinesis", "PutRecord.Success", stream))
+        return put, monitor.total("AWS/Kinesis", "IncomingRecords", stream)
+
+    deadline = time.monotonic() + 20  # metrics travel through the workers' log pumps: let them land
+    while put_vs_incoming()[0] != put_vs_incoming()[1] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    put, incoming = put_vs_incoming()
+    assert put > 0 and incoming == put

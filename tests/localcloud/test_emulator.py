@@ -177,11 +177,11 @@ def test_put_and_get_do_not_scan_the_shard() -> None:
     for i in range(1000):
         shard.put_record("k", f"r{i}", None)
 
-    class NoScan(type(shard.records)):  # type: ignore[misc]
+    class NoScan(type(shard.records)):  # type: ignore[misc]  # a dynamic base: the patched records class
         def _scan(self, *_: Any) -> Any:
             raise AssertionError("the whole shard was scanned")
 
-        __iter__ = keys = values = items = __reversed__ = _scan  # type: ignore[assignment]
+        __iter__ = keys = values = items = __reversed__ = _scan  # type: ignore[assignment]  # any scan fails the test
 
     shard.records.__class__ = NoScan
     assert shard.put_record("k", "new", None) == "1001"
@@ -235,11 +235,25 @@ def test_fault_error_rule_throttles_n_calls(clean_faults: Emulator) -> None:
     assert dynamodb.get_item(TableName=table, Key={"pk": {"S": "a"}})["Item"] == {"pk": {"S": "a"}}
 
 
+def test_fault_delay_rule_slows_calls_that_then_succeed(clean_faults: Emulator) -> None:
+    """A slow dependency: ``delayMs`` alone holds the call, then moto answers it."""
+    emulator = clean_faults
+    sqs = emulator.client("sqs")
+    queue = sqs.create_queue(QueueName=f"slow-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    target = "AmazonSQS.GetQueueAttributes"  # botocore speaks SQS's JSON protocol
+    emulator.inject_fault({"target": target, "delayMs": 400, "times": 1})
+    started = time.monotonic()
+    sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])
+    assert time.monotonic() - started >= 0.4
+    assert emulator.faults() == []  # used up: the next call is not held
+
+
 @pytest.mark.parametrize(
     "rule, message",
     [
         ({"target": "nope"}, "X-Amz-Target"),
-        ({"target": "Kinesis_20131202.PutRecords"}, "either 'error'"),
+        ({"target": "Kinesis_20131202.PutRecords"}, "give 'error'"),
+        ({"target": "Kinesis_20131202.PutRecords", "delayMs": -1}, "'delayMs'"),
         ({"target": "DynamoDB_20120810.PutItem", "failRecords": [0]}, "only to a PutRecords"),
         ({"target": "Kinesis_20131202.PutRecords", "error": "X", "times": 0}, "'times'"),
     ],
@@ -288,7 +302,7 @@ def test_concurrent_update_item_loses_no_update(apply_fixes: bool, monkeypatch: 
 
     validator_cls = dynamodb_models.UpdateExpressionValidator
 
-    class SlowValidator(validator_cls):  # type: ignore[misc, valid-type]
+    class SlowValidator(validator_cls):  # type: ignore[misc, valid-type]  # a dynamic base: fastjsonschema's class
         def validate(self, *args: Any, **kwargs: Any) -> Any:
             result = super().validate(*args, **kwargs)
             time.sleep(0.002)  # the window in which another request thread runs

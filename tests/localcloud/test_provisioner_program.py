@@ -85,14 +85,16 @@ def test_dev_functions_match_declarations(dev: tuple[Emulator, ProvisionedStack]
     ingest = lam.get_function(FunctionName=names["ingest"])
     config = ingest["Configuration"]
     assert (config["Handler"], config["Timeout"], config["MemorySize"], config["Runtime"]) == (
-        "ingest.handler", 10, 512, "python3.12")
+        "ingest.handler", 10, 256, "python3.12")  # Pulumi.dev.yaml: ingestMemoryMb 256
     env = config["Environment"]["Variables"]
     assert env["STREAM_NAME"] == stack.outputs["streamName"] and env["LOG_LEVEL"] == "DEBUG"
     assert "Concurrency" not in ingest  # dev: unreserved
     spec = stack.functions[names["processor"]]
-    assert spec.code_dir.name == "handlers" and (spec.code_dir / "processor.py").is_file()
+    # the program's deterministic code zip, unpacked: the handlers, without bytecode caches
+    assert (spec.code_dir / "processor.py").is_file() and (spec.code_dir / "telemetry" / "telemetry.schema.json").is_file()
+    assert not list(spec.code_dir.rglob("__pycache__"))
     assert spec.environment["READINGS_TABLE"] == stack.outputs["readingsTableName"]
-    assert spec.environment["READINGS_TTL_DAYS"] == "7" and spec.reserved_concurrency is None
+    assert spec.environment["READINGS_TTL_DAYS"] == "9" and spec.reserved_concurrency is None  # Pulumi.dev.yaml
     assert stack.functions[names["authorizer"]].environment["DEVICES_TABLE"] == stack.outputs["devicesTableName"]
 
 
