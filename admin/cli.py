@@ -1,4 +1,5 @@
-"""``python -m admin``: manage device keys, and read readings back, against AWS or any DynamoDB endpoint.
+"""``python -m admin``: manage device keys, read readings back, and replay the processor's DLQ
+(``replay``, see admin.replay_cli), against AWS or any endpoint.
 
 Errors go to stderr with exit code 2 and say what to do next; keys are printed
 exactly once (they cannot be recovered: only their hash is stored).
@@ -14,11 +15,12 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.telemetry.usage import QuotaFormatError, parse_quota
 
+from . import replay_cli
+from .common import EXIT_USAGE, CliError, aws_client, load_stack_file
 from .readings import UnreadableItem, read_readings
 from .registry import DeviceRegistry, RegistryError
 
@@ -27,16 +29,11 @@ from .registry import DeviceRegistry, RegistryError
 SHIPPED_DEFAULT_QUOTA = "200000"
 QUOTA_VALUES = "a whole number >= 0 (0 refuses every reading), 'unlimited', or 'default' (back to the stack's iot-ingest:deviceDailyReadingQuota)"
 
-EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    """A problem the operator can fix; printed without a traceback."""
-
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m admin", description="Manage iot-ingest device keys and read readings back.")
-    parser.add_argument("--endpoint-url", help="DynamoDB endpoint (e.g. the local cloud's emulator)")
+    parser = argparse.ArgumentParser(prog="python -m admin",
+                                     description="Manage iot-ingest device keys, read readings back, replay the DLQ.")
+    parser.add_argument("--endpoint-url", help="AWS endpoint (e.g. the local cloud's emulator; default: from --stack-file, else AWS)")
     parser.add_argument("--region", help="AWS region (default: from the environment, else us-east-1)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--table", help="devices table name (stack output devicesTableName)")
@@ -77,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="jsonl: one reading per line; csv: one metric value per row (default jsonl)")
     readings.add_argument("--readings-table", help="readings table name (stack output readingsTableName; "
                           "read from --stack-file when not given)")
+
+    replay_cli.add_parser(commands)
     return parser
 
 
@@ -105,13 +104,8 @@ def parse_time(flag: str, text: str) -> int:
 def resolve_target(args: argparse.Namespace) -> tuple[str, str | None]:
     """(table name, endpoint url) from --table/--endpoint-url or --stack-file."""
     if args.stack_file is not None:
-        try:
-            stack = json.loads(args.stack_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise CliError(f"stack file {args.stack_file} not found; start the local cloud first (make serve)") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CliError(f"cannot read stack file {args.stack_file}: {exc}") from None
-        table = stack.get("devicesTableName") if isinstance(stack, dict) else None
+        stack = load_stack_file(args.stack_file)
+        table = stack.get("devicesTableName")
         if not isinstance(table, str) or not table:
             raise CliError(f"{args.stack_file} has no devicesTableName; re-provision the local cloud")
         endpoint = args.endpoint_url or stack.get("endpointUrl")
@@ -129,14 +123,8 @@ def _iso_ms(epoch_ms: Any) -> str:
 
 
 def make_client(endpoint_url: str | None, region: str | None) -> Any:
-    """A DynamoDB client; against an explicit endpoint (an emulator) with no credentials
-    configured, placeholder ones, because emulators accept any and boto3 refuses to sign without."""
-    session = boto3.session.Session()
-    region = region or session.region_name or "us-east-1"
-    kwargs: dict[str, Any] = {"endpoint_url": endpoint_url, "region_name": region}
-    if endpoint_url and session.get_credentials() is None:
-        kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")
-    return session.client("dynamodb", **kwargs)
+    """A DynamoDB client (see admin.common.aws_client)."""
+    return aws_client("dynamodb", endpoint_url, region)
 
 
 def readings_table(args: argparse.Namespace) -> str:
@@ -154,6 +142,8 @@ def readings_table(args: argparse.Namespace) -> str:
 
 def run(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr, client: Any = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "replay":
+        return replay_cli.run_replay(args, out, err)
     try:
         table, endpoint = resolve_target(args)
         try:
