@@ -63,8 +63,9 @@ def test_monthly_cost_of_the_readme_fleet_on_prod() -> None:
     assert _line(p, "Lambda ingest compute").quantity == pytest.approx(requests * memory / 1024 * ms / 1000)
     # authorizer: one miss per device per 300 s cache period
     assert _line(p, "Lambda authorizer requests").quantity == pytest.approx(1000 * SECONDS_PER_MONTH / 300)
-    # processor: 4 on-demand shards, each invoked once per 2 s window (16.7 records/s is far below a batch)
-    assert _line(p, "Lambda processor requests").quantity == pytest.approx(ON_DEMAND_SHARDS * SECONDS_PER_MONTH / 2)
+    # processor: 4 on-demand shards, each invoked once per batching window (16.7 records/s is far below a batch)
+    window = settings.processor.batching_window_s
+    assert _line(p, "Lambda processor requests").quantity == pytest.approx(ON_DEMAND_SHARDS * SECONDS_PER_MONTH / window)
     # one item of 900 B per request: 1 WRU
     assert _line(p, "DynamoDB readings writes").quantity == pytest.approx(requests)
     assert _line(p, "Kinesis on-demand stream-hours").dollars == pytest.approx(730 * 0.04)
